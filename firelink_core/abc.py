@@ -1,0 +1,417 @@
+"""The interfaces every component implements: triggers, executors, storage and notifiers.
+
+Hooks (``hookspecs.py``) only *declare* component classes. Behaviour lives in the classes
+below: each has a ``type_name`` (what users write in YAML), a ``config_schema`` (a JSON
+Schema fragment of type ``object`` whose properties each carry a ``description`` and,
+where optional, a ``default``), and an async start/stop lifecycle. All async methods run
+on the engine's event loop; blocking work belongs in ``asyncio.to_thread``.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+from .events import RunEvent, TriggerEvent
+from .model import JobSpec, TriggerSpec
+from .records import AttemptRecord, RunRecord, RunState
+
+__all__ = [
+    "Component",
+    "Problem",
+    "Clock",
+    "Trigger",
+    "ScheduleTrigger",
+    "TriggerContext",
+    "TriggerHealth",
+    "Executor",
+    "ExecutorContext",
+    "AttemptRequest",
+    "AttemptResult",
+    "AttemptReporter",
+    "Storage",
+    "StorageContext",
+    "Notifier",
+    "NotifierContext",
+]
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A semantic problem found by a component's ``check``: where in its options, and what.
+
+    ``path`` is relative to the component's options, e.g. ``("schedule",)``.
+    """
+
+    path: tuple[str | int, ...]
+    message: str
+
+
+class Component(abc.ABC):
+    """What every trigger, executor, storage and notifier class declares."""
+
+    type_name: ClassVar[str]
+    """The name users write in YAML (``trigger: cron``, ``executor: docker``)."""
+    description: ClassVar[str] = ""
+    """One line shown by ``firelink plugins``."""
+    config_schema: ClassVar[Mapping[str, Any]] = {"type": "object", "properties": {}}
+    """JSON Schema (draft 2020-12) of this component's options."""
+
+    @classmethod
+    def check(cls, options: Mapping[str, Any], *, config_dir: Path | None = None) -> list[Problem]:
+        """Validate what the schema cannot express (a cron expression, a folder that must exist).
+
+        Called by ``firelink validate`` after the schema passed; must not touch the network
+        or need credentials. Return every problem found; an empty list means valid.
+        """
+        return []
+
+
+class Clock(abc.ABC):
+    """Time as the engine sees it; tests substitute ``firelink_core.testing.FakeClock``."""
+
+    @abc.abstractmethod
+    def now(self) -> float:
+        """Wall-clock time, epoch seconds."""
+
+    @abc.abstractmethod
+    def monotonic(self) -> float:
+        """Monotonic seconds, for measuring durations."""
+
+    @abc.abstractmethod
+    async def sleep(self, seconds: float) -> None:
+        """Sleep (cancellable) for ``seconds`` of this clock's time."""
+
+
+# --------------------------------------------------------------------------- triggers
+
+
+@dataclass(frozen=True)
+class TriggerHealth:
+    state: Literal["starting", "ok", "degraded", "stopped"] = "starting"
+    message: str | None = None
+    since: float | None = None
+
+
+class TriggerContext(abc.ABC):
+    """What the engine gives one trigger instance. Implemented by the engine."""
+
+    job: JobSpec
+    spec: TriggerSpec
+    logger: logging.Logger
+    clock: Clock
+    state_dir: Path
+
+    @abc.abstractmethod
+    async def emit(
+        self,
+        payload: Mapping[str, Any] | None = None,
+        env: Mapping[str, str] | None = None,
+        *,
+        dedupe_key: str | None = None,
+        scheduled_for: float | None = None,
+    ) -> TriggerEvent | None:
+        """Put an event for this trigger's job into the engine's single event queue.
+
+        Returns once the event is durably stored (so a trigger may then acknowledge its
+        source: delete an SQS message, advance a cursor). Returns ``None`` when storage
+        already holds an event with the same ``dedupe_key`` for this trigger.
+        ``env`` holds flat variables for the job (``FIRELINK_FS_PATH`` ...), all strings.
+        """
+
+    @abc.abstractmethod
+    async def get_checkpoint(self, key: str = "cursor") -> Any | None:
+        """Read this trigger's JSON value ``key`` from storage (``None`` if never set)."""
+
+    @abc.abstractmethod
+    async def set_checkpoint(self, value: Any, key: str = "cursor") -> None:
+        """Durably store a JSON-serialisable value under ``key`` for this trigger."""
+
+    @abc.abstractmethod
+    def set_health(self, state: Literal["ok", "degraded"], message: str | None = None) -> None:
+        """Report health; ``degraded`` shows in ``firelink status`` and metrics, and is logged once per change."""
+
+
+class Trigger(Component):
+    """Produces events for one job. One instance per trigger of each job.
+
+    A trigger never runs anything itself: it calls ``context.emit`` and the engine's
+    dispatcher turns events into runs.
+    """
+
+    schemes: ClassVar[tuple[str, ...]] = ()
+    """For ``trigger: watch``: the ``source:`` URL schemes this class serves (``("s3",)``).
+    ``"file"`` also claims plain paths. Empty for triggers without a ``source``."""
+
+    def __init__(self, spec: TriggerSpec, context: TriggerContext) -> None:
+        self.spec = spec
+        self.options = spec.options
+        self.context = context
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Begin producing events. Return promptly: long work goes in tasks the trigger owns."""
+
+    @abc.abstractmethod
+    async def stop(self) -> None:
+        """Stop producing events and release resources. Idempotent."""
+
+    def next_due(self) -> datetime | None:
+        """The next time this trigger is expected to fire, if it knows (for ``firelink status``)."""
+        return None
+
+
+class ScheduleTrigger(Trigger):
+    """A trigger whose events are due at computed times (cron, interval).
+
+    The engine owns the timer: it keeps one priority queue of every schedule's next due
+    time, sleeps until the earliest, records each fire time in storage and applies the
+    job's ``catchup`` policy after downtime. Subclasses only compute times.
+    """
+
+    @abc.abstractmethod
+    def next_fire(self, after: datetime) -> datetime | None:
+        """The first fire time strictly after ``after`` (an aware UTC datetime), or ``None``
+        when the schedule never fires again. Must be pure and deterministic (jitter is
+        applied by ``jitter_for``)."""
+
+    def jitter_for(self, due: datetime) -> float:
+        """Seconds of delay to add to the fire at ``due`` (0 unless ``jitter`` is configured)."""
+        return 0.0
+
+    def event_for(self, due: datetime) -> tuple[Mapping[str, Any], Mapping[str, str]]:
+        """The payload and env of the event fired for ``due``."""
+        return ({"scheduled_for": due.isoformat()}, {})
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        return None
+
+
+# --------------------------------------------------------------------------- executors
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttemptRequest:
+    """Everything needed to run one attempt, serialisable for a remote worker."""
+
+    run_id: str
+    job: str
+    attempt: int
+    command: tuple[str, ...] | str | None
+    shell: bool
+    env: Mapping[str, str]
+    """The job's ``env`` plus the ``FIRELINK_*`` event variables; a subprocess merges it
+    over the daemon's environment, a container receives just this."""
+    cwd: str | None
+    timeout: float | None
+    kill_grace: float
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """The executor's options from the job's ``executor:`` mapping."""
+    log_path: Path
+    log_max_bytes: int
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AttemptResult:
+    exit_code: int | None = None
+    signal: int | None = None
+    timed_out: bool = False
+    error: str | None = None
+    """An executor-level failure (command not found, image missing, engine unreachable)."""
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0 and not self.timed_out and self.error is None and self.signal is None
+
+
+class AttemptReporter(abc.ABC):
+    """How an executor reports progress; backed by storage locally, by messages remotely."""
+
+    @abc.abstractmethod
+    async def started(self, handle: Mapping[str, Any]) -> None:
+        """The attempt is running; ``handle`` (pid, container id) is stored for crash recovery."""
+
+    @abc.abstractmethod
+    async def log(self, data: bytes) -> None:
+        """Append output to the attempt's log (capped to its tail by the core)."""
+
+
+class ExecutorContext(abc.ABC):
+    logger: logging.Logger
+    state_dir: Path
+
+
+class Executor(Component):
+    """Runs attempts of jobs whose ``executor:`` names this type. One instance per engine."""
+
+    def __init__(self, context: ExecutorContext) -> None:
+        self.context = context
+
+    async def start(self) -> None:
+        """Called once before the first attempt (connect to an engine, and so on)."""
+
+    async def stop(self) -> None:
+        """Called at shutdown after every attempt ended."""
+
+    @abc.abstractmethod
+    async def run(self, request: AttemptRequest, reporter: AttemptReporter) -> AttemptResult:
+        """Run one attempt to its end and return how it ended.
+
+        Enforce ``request.timeout``: terminate (SIGTERM, ``kill_grace``, then SIGKILL) and
+        return ``timed_out=True``. If the task is cancelled (daemon shutdown), terminate the
+        same way, then re-raise ``CancelledError``. Write output through ``reporter.log`` or
+        directly to ``request.log_path`` keeping at most ``request.log_max_bytes`` (the tail).
+        Never raise for a failure of the job: return it in the result.
+        """
+
+    async def recover(
+        self, request: AttemptRequest, attempt: AttemptRecord, reporter: AttemptReporter, *, reattach: bool
+    ) -> AttemptResult | None:
+        """Deal with an attempt left running by a crashed daemon, found by its stored handle.
+
+        With ``reattach`` and the work still running, wait for it and return its result.
+        Otherwise terminate whatever is left and return ``None`` (the engine then applies the
+        job's recovery policy). The default does nothing and returns ``None``.
+        """
+        return None
+
+
+# --------------------------------------------------------------------------- storage
+
+
+class StorageContext(abc.ABC):
+    logger: logging.Logger
+    state_dir: Path
+
+
+class Storage(Component):
+    """The truth about events, runs, schedules and checkpoints.
+
+    Every method is one atomic operation, so several daemons can share one backend later.
+    """
+
+    def __init__(self, options: Mapping[str, Any], context: StorageContext) -> None:
+        self.options = options
+        self.context = context
+
+    @abc.abstractmethod
+    async def open(self) -> None:
+        """Connect, create or migrate the schema."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    # events -------------------------------------------------------------
+    @abc.abstractmethod
+    async def add_event(self, event: TriggerEvent) -> bool:
+        """Durably store a pending event. False (nothing stored) when an event with the same
+        ``(trigger_key, dedupe_key)`` was stored before (dedupe keys are kept 30 days)."""
+
+    @abc.abstractmethod
+    async def pending_events(self, limit: int | None = None) -> list[TriggerEvent]:
+        """Events not yet turned into runs, oldest first."""
+
+    @abc.abstractmethod
+    async def drop_event(self, event_id: str) -> None:
+        """Forget a pending event without a run (its job was removed)."""
+
+    # runs ---------------------------------------------------------------
+    @abc.abstractmethod
+    async def create_run(self, run: RunRecord, *, consume_event: str | None = None) -> None:
+        """Insert a run; in the same transaction delete the pending event ``consume_event``."""
+
+    @abc.abstractmethod
+    async def claim_run(
+        self, run_id: str, owner: str, *, from_states: Sequence[RunState] = (RunState.QUEUED,)
+    ) -> RunRecord | None:
+        """Atomically move a run from one of ``from_states`` to ``running`` owned by ``owner``.
+        Returns the updated run, or ``None`` when another owner claimed it or its state changed."""
+
+    @abc.abstractmethod
+    async def update_run(self, run_id: str, **changes: Any) -> RunRecord:
+        """Change fields of a run (``state``, ``finished_at`` ...) and return it."""
+
+    @abc.abstractmethod
+    async def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    @abc.abstractmethod
+    async def list_runs(
+        self,
+        job: str | None = None,
+        *,
+        states: Sequence[RunState] | None = None,
+        limit: int | None = 50,
+        finished_after: float | None = None,
+    ) -> list[RunRecord]:
+        """Runs newest first (by ``created_at``), filtered by job, states and finish time."""
+
+    # attempts -----------------------------------------------------------
+    @abc.abstractmethod
+    async def add_attempt(self, attempt: AttemptRecord) -> None: ...
+
+    @abc.abstractmethod
+    async def update_attempt(self, run_id: str, number: int, **changes: Any) -> None: ...
+
+    @abc.abstractmethod
+    async def list_attempts(self, run_id: str) -> list[AttemptRecord]: ...
+
+    # schedules and checkpoints -----------------------------------------
+    @abc.abstractmethod
+    async def get_last_fire(self, trigger_key: str) -> float | None:
+        """The last fire time (epoch seconds) recorded for a schedule."""
+
+    @abc.abstractmethod
+    async def set_last_fire(self, trigger_key: str, when: float) -> None: ...
+
+    @abc.abstractmethod
+    async def get_checkpoint(self, namespace: str, key: str) -> Any | None: ...
+
+    @abc.abstractmethod
+    async def set_checkpoint(self, namespace: str, key: str, value: Any) -> None: ...
+
+    # retention ----------------------------------------------------------
+    @abc.abstractmethod
+    async def prune_runs(
+        self, job: str, *, keep_last: int | None, older_than: float | None
+    ) -> list[str]:
+        """Delete finished runs (and their attempts) beyond the newest ``keep_last`` or
+        finished before ``older_than``; return the log paths of what was deleted."""
+
+
+# --------------------------------------------------------------------------- notifiers
+
+
+class NotifierContext(abc.ABC):
+    logger: logging.Logger
+    state_dir: Path
+
+    @abc.abstractmethod
+    def log_tail(self, run: RunRecord, lines: int = 20) -> str:
+        """The last lines of a run's latest log."""
+
+
+class Notifier(Component):
+    """Receives run lifecycle events for the jobs that reference it by name."""
+
+    def __init__(self, name: str, options: Mapping[str, Any], context: NotifierContext) -> None:
+        self.name = name
+        self.options = options
+        self.context = context
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    @abc.abstractmethod
+    async def notify(self, event: RunEvent) -> None:
+        """Deliver one event. The engine calls it in a background task with a deadline, so a
+        slow or failing notifier never delays a run; raise to report a failure."""

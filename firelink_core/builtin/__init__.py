@@ -1,0 +1,1 @@
+"""The built-in components, each an ordinary plugin module listed in ``plugins.BUILTIN_PLUGINS``."""

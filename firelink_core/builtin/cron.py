@@ -1,0 +1,5 @@
+"""Built-in cron component (placeholder: being written)."""
+
+from __future__ import annotations
+
+from ..hookspecs import hookimpl  # noqa: F401

@@ -1,0 +1,26 @@
+"""The ``firelink`` command line: one click group, commands defined in the private modules."""
+
+from __future__ import annotations
+
+import click
+
+from .. import __version__
+from . import _config_cmds, _daemon_cmds, _graph_cmds
+
+__all__ = ["main"]
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="firelink")
+def main() -> None:
+    """firelink: a plugin-based job scheduler.
+
+    \b
+    Exit codes: 0 success, 1 failure (invalid config, failed job, daemon error),
+    2 usage error (missing file, unknown option), 3 daemon not running.
+    """
+
+
+for _module in (_config_cmds, _daemon_cmds, _graph_cmds):
+    for _command in _module.COMMANDS:
+        main.add_command(_command)

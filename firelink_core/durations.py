@@ -1,0 +1,45 @@
+"""Durations written ``30s``, ``5m``, ``1h30m``, ``250ms``, ``2d``."""
+
+from __future__ import annotations
+
+import re
+
+__all__ = ["parse_duration", "format_duration", "DURATION_PATTERN"]
+
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
+_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
+DURATION_PATTERN = r"^\s*((\d+(\.\d+)?)(ms|s|m|h|d|w))+\s*$"
+"""The JSON Schema ``pattern`` of a duration string."""
+
+
+def parse_duration(value: str | int | float) -> float:
+    """Seconds in a duration; a bare number is seconds. Raises ``ValueError`` with a reason."""
+    if isinstance(value, bool):
+        raise ValueError(f"expected a duration like 30s, 5m or 1h30m, got {value!r}")
+    if isinstance(value, (int, float)):
+        if value < 0:
+            raise ValueError(f"a duration cannot be negative, got {value!r}")
+        return float(value)
+    text = str(value).strip()
+    pos, total = 0, 0.0
+    for match in _PART.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise ValueError(f"expected a duration like 30s, 5m or 1h30m, got {value!r}")
+    return total
+
+
+def format_duration(seconds: float) -> str:
+    """The shortest readable form: ``90`` -> ``1m30s``."""
+    if seconds < 1 and seconds > 0:
+        return f"{round(seconds * 1000)}ms"
+    rest = int(round(seconds))
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if rest >= size:
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    return "".join(parts) or "0s"

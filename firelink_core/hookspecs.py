@@ -1,0 +1,107 @@
+"""Every hook a firelink plugin can implement. This module is the plugin author's reference.
+
+A plugin is a module (or object) with functions decorated by ``firelink_core.hookimpl``
+and named like the specifications below. It is found through the ``firelink`` entry-point
+group of an installed distribution, through the config's ``plugins:`` list of import paths,
+or through ``--plugin`` / ``FIRELINK_PLUGINS``. The built-in components register through
+these same hooks (``firelink_core.builtin``), as ``trylast`` implementations.
+
+Discovery hooks return classes and have no side effects: they are called by
+``firelink validate`` and ``firelink plugins`` as well as by the daemon.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .abc import Executor, Notifier, Storage, Trigger
+    from .events import RunEvent
+
+__all__ = ["hookspec", "hookimpl", "PROJECT_NAME"]
+
+PROJECT_NAME = "firelink"
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+
+
+# --------------------------------------------------------------------------- triggers
+
+
+@hookspec
+def firelink_register_triggers() -> list[type[Trigger]]:
+    """Declare trigger types.
+
+    Called once per plugin manager, when the config is validated and when the engine starts.
+
+    :return: a list of :class:`firelink_core.abc.Trigger` subclasses. Each declares
+        ``type_name`` (what a job writes as ``trigger:``) and ``config_schema`` (its
+        options, merged into the job's schema). Classes with ``type_name = "watch"`` must
+        declare ``schemes``: the ``source:`` URL schemes they serve (``"s3"``; ``"file"``
+        also claims plain paths). Two plugins claiming the same type name (or the same
+        watch scheme) is a configuration error naming both distributions.
+
+    All results are collected (a list of lists). Subclass
+    :class:`firelink_core.abc.ScheduleTrigger` for time-based triggers: the engine then
+    owns the timer and the catch-up policy.
+    """
+
+
+# --------------------------------------------------------------------------- executors
+
+
+@hookspec
+def firelink_register_executors() -> list[type[Executor]]:
+    """Declare executor types.
+
+    :return: a list of :class:`firelink_core.abc.Executor` subclasses; ``type_name`` is
+        what a job writes as ``executor:`` (or ``executor: {type: ...}``), ``config_schema``
+        describes the options of that mapping. The engine makes one instance per type
+        that the config uses, and calls ``run`` once per attempt.
+
+    All results are collected.
+    """
+
+
+# --------------------------------------------------------------------------- storage
+
+
+@hookspec
+def firelink_register_storages() -> list[type[Storage]]:
+    """Declare storage backends.
+
+    :return: a list of :class:`firelink_core.abc.Storage` subclasses; ``type_name`` is
+        what the config writes as ``storage: {type: ...}`` and ``config_schema`` describes
+        the rest of that mapping. The engine opens exactly one storage.
+
+    All results are collected. Reuse ``firelink_core.testing.StorageContract`` to test one.
+    """
+
+
+# --------------------------------------------------------------------------- notifiers
+
+
+@hookspec
+def firelink_register_notifiers() -> list[type[Notifier]]:
+    """Declare notifier types.
+
+    :return: a list of :class:`firelink_core.abc.Notifier` subclasses; ``type_name`` is
+        what a named entry under ``notifiers:`` writes as ``type:``.
+
+    All results are collected.
+    """
+
+
+@hookspec
+def firelink_run_event(event: RunEvent) -> None:
+    """Observe every run lifecycle event of every job (metrics, audit logs).
+
+    Called synchronously on the engine's event loop right after the event is recorded in
+    storage, for all jobs regardless of their ``notify:`` rules. Implementations must be
+    quick and must not raise (an exception is logged and ignored). To deliver events to
+    slow destinations, write a :class:`~firelink_core.abc.Notifier` instead.
+
+    :param event: a :class:`firelink_core.events.RunEvent` subclass instance.
+    """

@@ -1,0 +1,161 @@
+"""The validated configuration, as the engine consumes it (built by ``config.load_config``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = [
+    "Retries",
+    "TriggerSpec",
+    "ExecutorSpec",
+    "Dependency",
+    "LogPolicy",
+    "NotifyRule",
+    "JobSpec",
+    "NotifierSpec",
+    "StorageSpec",
+    "Config",
+]
+
+Backoff = Literal["fixed", "exponential"]
+Condition = Literal["all_success", "all_done", "one_failed"]
+Overlap = Literal["skip", "queue", "allow"]
+Catchup = Literal["skip", "latest", "all"]
+Recovery = Literal["retry", "fail", "reattach"]
+
+
+@dataclass(frozen=True)
+class Retries:
+    """How failed attempts are retried. ``count`` is the number of retries after the first attempt."""
+
+    count: int = 0
+    delay: float = 10.0
+    backoff: Backoff = "fixed"
+    max_delay: float = 3600.0
+    jitter: float = 0.0
+    on_exit_codes: tuple[int, ...] | None = None
+    """Retry only these exit codes; ``None`` retries any failure (non-zero exit, signal, timeout)."""
+    on_timeout: bool = True
+
+
+@dataclass(frozen=True)
+class TriggerSpec:
+    """One trigger of one job: its type name and its own options."""
+
+    type: str
+    options: Mapping[str, Any]
+    job: str
+    index: int
+    """Position among the job's triggers (0 for the job-level ``trigger:``)."""
+
+    @property
+    def key(self) -> str:
+        """Stable identity used for schedule state and checkpoints: ``"<job>#<index>"``."""
+        return f"{self.job}#{self.index}"
+
+
+@dataclass(frozen=True)
+class ExecutorSpec:
+    type: str = "subprocess"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Dependency:
+    """``depends_on``: the upstream jobs and the condition over their latest runs."""
+
+    jobs: tuple[str, ...]
+    condition: Condition = "all_success"
+
+
+@dataclass(frozen=True)
+class LogPolicy:
+    max_bytes: int = 10 * 1024 * 1024
+    """Each attempt's log keeps at most this many bytes: the tail."""
+    keep_runs: int | None = 100
+    """Keep the last N finished runs per job (records and logs); ``None`` keeps all."""
+    keep_days: float | None = None
+    """Also drop finished runs older than this many days."""
+
+
+@dataclass(frozen=True)
+class NotifyRule:
+    """A job's reference to a named notifier, with the run events it wants."""
+
+    notifier: str
+    events: tuple[str, ...] = ("failure",)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One job, with ``defaults:`` already applied."""
+
+    name: str
+    command: tuple[str, ...] | str | None = None
+    """An argv list (no shell) or a string (split with shlex unless ``shell``)."""
+    shell: bool = False
+    env: Mapping[str, str] = field(default_factory=dict)
+    cwd: str | None = None
+    executor: ExecutorSpec = field(default_factory=ExecutorSpec)
+    triggers: tuple[TriggerSpec, ...] = ()
+    timeout: float | None = None
+    kill_grace: float = 10.0
+    """Seconds between SIGTERM and SIGKILL when a timeout or shutdown terminates a run."""
+    retries: Retries = field(default_factory=Retries)
+    timezone: str = "UTC"
+    depends_on: Dependency | None = None
+    wait_timeout: float | None = None
+    """A triggered run waiting on ``depends_on`` longer than this is marked ``skipped``."""
+    max_instances: int = 1
+    overlap: Overlap = "skip"
+    catchup: Catchup = "latest"
+    misfire_grace: float | None = None
+    """Missed schedule fires older than this many seconds are not caught up; ``None``: no limit."""
+    recovery: Recovery = "retry"
+    """What happens to a run the daemon crashed during."""
+    notify: tuple[NotifyRule, ...] = ()
+    log: LogPolicy = field(default_factory=LogPolicy)
+    enabled: bool = True
+    description: str | None = None
+    source_line: int | None = None
+    """The line of the job in its config file, for messages."""
+
+
+@dataclass(frozen=True)
+class NotifierSpec:
+    name: str
+    type: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class StorageSpec:
+    type: str = "sqlite"
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Config:
+    """A whole validated config file."""
+
+    jobs: tuple[JobSpec, ...] = ()
+    notifiers: Mapping[str, NotifierSpec] = field(default_factory=dict)
+    storage: StorageSpec = field(default_factory=StorageSpec)
+    state_dir: Path = field(default_factory=lambda: Path("~/.local/state/firelink").expanduser())
+    plugins: tuple[str, ...] = ()
+    max_parallel: int | None = None
+    timezone: str = "UTC"
+    path: Path | None = None
+
+    def job(self, name: str) -> JobSpec:
+        for job in self.jobs:
+            if job.name == name:
+                return job
+        raise KeyError(name)
+
+    @property
+    def job_names(self) -> tuple[str, ...]:
+        return tuple(job.name for job in self.jobs)

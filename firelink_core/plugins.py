@@ -1,0 +1,335 @@
+"""The plugin manager factory, the built-in plugin list and the typed facade over hooks.
+
+Only this module calls hooks; the rest of firelink calls ``Plugins`` methods.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata as md
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .abc import Component, Executor, Notifier, Storage, Trigger
+
+__all__ = [
+    "BUILTIN_PLUGINS",
+    "ENTRY_POINT_GROUP",
+    "PluginInfo",
+    "PluginError",
+    "Plugins",
+    "make_plugins",
+    "FIRST_PARTY_HINTS",
+]
+
+log = logging.getLogger("firelink.plugins")
+
+ENTRY_POINT_GROUP = "firelink"
+"""The entry-point group third-party distributions register their plugin module under."""
+
+BUILTIN_PLUGINS: tuple[str, ...] = (
+    "firelink_core.builtin.cron",
+    "firelink_core.builtin.interval",
+    "firelink_core.builtin.manual",
+    "firelink_core.builtin.subprocess",
+    "firelink_core.builtin.sqlite",
+    "firelink_core.builtin.memory",
+    "firelink_core.builtin.log",
+)
+
+FIRST_PARTY_HINTS: dict[tuple[str, str], str] = {
+    ("trigger", "watch:s3"): "firelink-s3",
+    ("trigger", "watch:file"): "firelink-fs",
+    ("executor", "docker"): "firelink-docker",
+}
+"""Which first-party distribution to install for a component that is not there."""
+
+KINDS = ("trigger", "executor", "storage", "notifier")
+_HOOK_OF_KIND = {
+    "trigger": "firelink_register_triggers",
+    "executor": "firelink_register_executors",
+    "storage": "firelink_register_storages",
+    "notifier": "firelink_register_notifiers",
+}
+_BASE_OF_KIND: dict[str, type[Component]] = {
+    "trigger": Trigger,
+    "executor": Executor,
+    "storage": Storage,
+    "notifier": Notifier,
+}
+
+
+class PluginError(Exception):
+    """A plugin could not be loaded or declares something invalid."""
+
+    def __init__(self, plugin: str, distribution: str | None, message: str) -> None:
+        self.plugin = plugin
+        self.distribution = distribution
+        self.message = message
+        origin = f" (distribution {distribution})" if distribution else ""
+        super().__init__(f"plugin {plugin!r}{origin}: {message}")
+
+
+@dataclass
+class PluginInfo:
+    """One loaded plugin: where it came from and what it provides."""
+
+    name: str
+    distribution: str | None
+    version: str | None
+    source: str
+    """``builtin``, ``entry-point``, ``config``, ``option`` or ``env``."""
+    module: str
+    provides: dict[str, list[str]] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "source": self.source,
+            "module": self.module,
+            "provides": self.provides,
+        }
+
+
+def _dist_version(dist: str | None) -> str | None:
+    if not dist:
+        return None
+    try:
+        return md.version(dist)
+    except md.PackageNotFoundError:
+        return None
+
+
+def _component_key(kind: str, cls: type[Component]) -> list[str]:
+    """Registry keys: ``watch`` triggers are keyed per scheme (``watch:s3``)."""
+    if kind == "trigger" and cls.type_name == "watch":
+        return [f"watch:{scheme}" for scheme in getattr(cls, "schemes", ())]
+    return [cls.type_name]
+
+
+class Plugins:
+    """The typed facade over one pluggy manager: registries of components and hook calls."""
+
+    def __init__(self, pm: pluggy.PluginManager) -> None:
+        self.pm = pm
+        self.infos: list[PluginInfo] = []
+        self.errors: list[PluginError] = []
+        self._registry: dict[str, dict[str, tuple[type[Component], PluginInfo]]] | None = None
+
+    # loading --------------------------------------------------------------
+    def register_module(self, module: ModuleType | object, info: PluginInfo) -> None:
+        if self.pm.is_registered(module):
+            return
+        try:
+            self.pm.register(module, name=info.name)
+        except ValueError:
+            return  # the same name registered twice (two import paths to one module)
+        except pluggy.PluginValidationError as exc:
+            self.errors.append(PluginError(info.name, info.distribution, str(exc)))
+            return
+        self.infos.append(info)
+        self._registry = None
+
+    def load_import_path(self, path: str, *, source: str, distribution: str | None = None) -> None:
+        """Import ``path`` (a module, or ``module:attribute``) and register it."""
+        mod_name, _, attr = path.partition(":")
+        try:
+            obj: Any = importlib.import_module(mod_name)
+            if attr:
+                obj = getattr(obj, attr)
+        except Exception as exc:  # noqa: BLE001 - any import failure is reported, not raised
+            self.errors.append(
+                PluginError(path, distribution, f"cannot be imported: {type(exc).__name__}: {exc}")
+            )
+            return
+        name = path if source != "builtin" else "firelink." + mod_name.rsplit(".", 1)[-1]
+        dist = distribution or ("firelink" if source == "builtin" else None)
+        self.register_module(
+            obj,
+            PluginInfo(
+                name=name,
+                distribution=dist,
+                version=_dist_version(dist),
+                source=source,
+                module=getattr(obj, "__name__", path),
+            ),
+        )
+
+    def load_entry_points(self) -> None:
+        for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+            dist = ep.dist.name if ep.dist is not None else None
+            try:
+                obj = ep.load()
+            except Exception as exc:  # noqa: BLE001
+                self.errors.append(
+                    PluginError(ep.name, dist, f"cannot be imported ({ep.value}): {type(exc).__name__}: {exc}")
+                )
+                continue
+            self.register_module(
+                obj,
+                PluginInfo(
+                    name=ep.name,
+                    distribution=dist,
+                    version=_dist_version(dist),
+                    source="entry-point",
+                    module=getattr(obj, "__name__", ep.value),
+                ),
+            )
+
+    def check_pending(self) -> None:
+        """Report hook implementations whose names match no specification (typos)."""
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            plugin = exc.plugin
+            info = next((i for i in self.infos if self.pm.get_plugin(i.name) is plugin), None)
+            self.errors.append(
+                PluginError(info.name if info else str(plugin), info.distribution if info else None, str(exc))
+            )
+
+    # registries -------------------------------------------------------------
+    def _build_registry(self) -> dict[str, dict[str, tuple[type[Component], PluginInfo]]]:
+        registry: dict[str, dict[str, tuple[type[Component], PluginInfo]]] = {k: {} for k in KINDS}
+        for info in self.infos:
+            info.provides = {}
+        for kind in KINDS:
+            caller = getattr(self.pm.hook, _HOOK_OF_KIND[kind])
+            # Called one implementation at a time so each class is attributed to its plugin.
+            # get_hookimpls() is ordered trylast-first; reversed, builtins come last.
+            for impl in reversed(caller.get_hookimpls()):
+                info = next((i for i in self.infos if i.name == impl.plugin_name), None)
+                if info is None:
+                    continue
+                try:
+                    classes = impl.function() or []
+                except Exception as exc:  # noqa: BLE001
+                    self.errors.append(
+                        PluginError(info.name, info.distribution, f"{_HOOK_OF_KIND[kind]} failed: {exc}")
+                    )
+                    continue
+                for cls in classes:
+                    base = _BASE_OF_KIND[kind]
+                    if not (isinstance(cls, type) and issubclass(cls, base)):
+                        self.errors.append(
+                            PluginError(
+                                info.name, info.distribution,
+                                f"{_HOOK_OF_KIND[kind]} returned {cls!r}, not a {base.__name__} subclass",
+                            )
+                        )
+                        continue
+                    keys = _component_key(kind, cls)
+                    if kind == "trigger" and cls.type_name == "watch" and not keys:
+                        self.errors.append(
+                            PluginError(info.name, info.distribution, f"watch trigger {cls.__name__} declares no schemes")
+                        )
+                    for key in keys:
+                        if key in registry[kind]:
+                            other = registry[kind][key][1]
+                            self.errors.append(
+                                PluginError(
+                                    info.name, info.distribution,
+                                    f"{kind} type {key!r} is already provided by plugin {other.name!r}"
+                                    f" (distribution {other.distribution})",
+                                )
+                            )
+                            continue
+                        registry[kind][key] = (cls, info)
+                        info.provides.setdefault(kind, []).append(key)
+        return registry
+
+    @property
+    def registry(self) -> dict[str, dict[str, tuple[type[Component], PluginInfo]]]:
+        if self._registry is None:
+            self._registry = self._build_registry()
+        return self._registry
+
+    def components(self, kind: str) -> dict[str, type[Component]]:
+        """``{key: class}`` of one kind; watch triggers appear as ``watch:<scheme>``."""
+        return {key: cls for key, (cls, _info) in self.registry[kind].items()}
+
+    def triggers(self) -> dict[str, type[Trigger]]:
+        return self.components("trigger")  # type: ignore[return-value]
+
+    def executors(self) -> dict[str, type[Executor]]:
+        return self.components("executor")  # type: ignore[return-value]
+
+    def storages(self) -> dict[str, type[Storage]]:
+        return self.components("storage")  # type: ignore[return-value]
+
+    def notifiers(self) -> dict[str, type[Notifier]]:
+        return self.components("notifier")  # type: ignore[return-value]
+
+    def provider(self, kind: str, key: str) -> PluginInfo | None:
+        entry = self.registry[kind].get(key)
+        return entry[1] if entry else None
+
+    def trigger_class(self, type_name: str, source: str | None = None) -> type[Trigger] | None:
+        """The class serving ``trigger: type_name`` (for ``watch``, by the source's scheme)."""
+        if type_name == "watch":
+            key = f"watch:{source_scheme(source or '')}"
+        else:
+            key = type_name
+        return self.triggers().get(key)
+
+    # hook calls -------------------------------------------------------------
+    def run_event(self, event: Any) -> None:
+        """Call ``firelink_run_event`` on every plugin; an exception is logged, never raised."""
+        for impl in self.pm.hook.firelink_run_event.get_hookimpls():
+            try:
+                impl.function(event=event)
+            except Exception:  # noqa: BLE001
+                log.exception("plugin %s failed in firelink_run_event", impl.plugin_name)
+
+
+def source_scheme(source: str) -> str:
+    """``s3://b/p`` -> ``s3``; a plain path or ``file://`` -> ``file``."""
+    head, sep, _rest = source.partition("://")
+    if sep and head and head.isascii() and head.replace("+", "").replace("-", "").isalnum():
+        return head.lower()
+    return "file"
+
+
+def _env_plugins() -> list[str]:
+    raw = os.environ.get("FIRELINK_PLUGINS", "")
+    return [p.strip() for p in raw.replace(";", ",").split(",") if p.strip()]
+
+
+def make_plugins(
+    *,
+    extra: Sequence[str] = (),
+    config_plugins: Sequence[str] = (),
+    entry_points: bool = True,
+    env: bool = True,
+    builtins: Iterable[str] = BUILTIN_PLUGINS,
+) -> Plugins:
+    """A fresh plugin manager (never a global one), loaded and checked.
+
+    Load errors are collected in ``Plugins.errors`` rather than raised, so the caller can
+    report them with everything else that is wrong.
+    """
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    plugins = Plugins(pm)
+    for path in builtins:
+        plugins.load_import_path(path, source="builtin")
+    if entry_points:
+        plugins.load_entry_points()
+    for path in config_plugins:
+        plugins.load_import_path(path, source="config")
+    for path in extra:
+        plugins.load_import_path(path, source="option")
+    if env:
+        for path in _env_plugins():
+            plugins.load_import_path(path, source="env")
+    plugins.check_pending()
+    _ = plugins.registry
+    return plugins

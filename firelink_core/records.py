@@ -1,0 +1,111 @@
+"""Rows kept by storage: runs and their attempts."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["RunState", "RunRecord", "AttemptRecord", "TERMINAL_STATES", "SUCCESS_STATES"]
+
+
+class RunState(str, enum.Enum):
+    """Where a run is in its life. The values are stored as text."""
+
+    QUEUED = "queued"
+    """Created, ready to be claimed by an executor slot."""
+    WAITING = "waiting"
+    """Waiting for its ``depends_on`` condition (or for a free ``max_instances`` slot)."""
+    RUNNING = "running"
+    """Claimed; an attempt is running."""
+    RETRYING = "retrying"
+    """An attempt failed; the next one starts at ``next_attempt_at``."""
+    SUCCESS = "success"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    SKIPPED = "skipped"
+    UPSTREAM_FAILED = "upstream_failed"
+    INTERRUPTED = "interrupted"
+    """The daemon stopped or crashed while the run was going on."""
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+TERMINAL_STATES = frozenset(
+    {
+        RunState.SUCCESS,
+        RunState.FAILED,
+        RunState.TIMED_OUT,
+        RunState.SKIPPED,
+        RunState.UPSTREAM_FAILED,
+        RunState.INTERRUPTED,
+        RunState.CANCELLED,
+    }
+)
+SUCCESS_STATES = frozenset({RunState.SUCCESS})
+
+
+@dataclass(kw_only=True)
+class RunRecord:
+    """One run of one job: created from one trigger event, made of one or more attempts."""
+
+    id: str
+    job: str
+    state: RunState = RunState.QUEUED
+    trigger: str | None = None
+    trigger_key: str | None = None
+    event_id: str | None = None
+    payload: Mapping[str, Any] = field(default_factory=dict)
+    """The trigger event's payload (``FIRELINK_EVENT``)."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """The event's flat variables (never the job's own ``env``, which may hold secrets)."""
+    created_at: float = 0.0
+    scheduled_for: float | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    attempts: int = 0
+    """How many attempts have started."""
+    next_attempt_at: float | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    error: str | None = None
+    reason: str | None = None
+    """Why the run is in its state, in words (``skipped: overlap``, ``upstream jobA failed``)."""
+    log_path: str | None = None
+    """The log of the latest attempt."""
+    owner: str | None = None
+    """Which daemon claimed the run (host:pid:uuid)."""
+    parent_run: str | None = None
+    """For runs made by a 'with upstream' request, the run that asked for them."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    def duration(self) -> float | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return self.finished_at - self.started_at
+
+
+@dataclass(kw_only=True)
+class AttemptRecord:
+    """One execution attempt of a run."""
+
+    run_id: str
+    number: int
+    """1 for the first attempt."""
+    executor: str
+    started_at: float
+    finished_at: float | None = None
+    exit_code: int | None = None
+    signal: int | None = None
+    timed_out: bool = False
+    error: str | None = None
+    log_path: str | None = None
+    handle: Mapping[str, Any] = field(default_factory=dict)
+    """Executor-specific identity of what runs (pid and process group, container id)."""

@@ -1,0 +1,1 @@
+"""firelink-fs."""

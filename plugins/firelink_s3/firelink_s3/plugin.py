@@ -1,0 +1,5 @@
+"""Hook implementations of firelink-s3 (placeholder: being written)."""
+
+from __future__ import annotations
+
+from firelink_core import hookimpl  # noqa: F401
