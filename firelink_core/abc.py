@@ -106,6 +106,8 @@ class TriggerContext(abc.ABC):
     logger: logging.Logger
     clock: Clock
     state_dir: Path
+    config_dir: Path | None
+    """The folder of the config file: relative paths in options are relative to it."""
 
     @abc.abstractmethod
     async def emit(
@@ -248,6 +250,7 @@ class AttemptReporter(abc.ABC):
 class ExecutorContext(abc.ABC):
     logger: logging.Logger
     state_dir: Path
+    config_dir: Path | None
 
 
 class Executor(Component):

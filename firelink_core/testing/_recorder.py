@@ -75,6 +75,7 @@ class EventRecorder(TriggerContext):
         self.logger = logging.getLogger(f"firelink.test.{job}")
         self.clock = clock or _SystemClock()
         self.state_dir = state_dir or Path(".")
+        self.config_dir: Path | None = None
         self.events: list[TriggerEvent] = []
         self.checkpoints: dict[str, Any] = checkpoints if checkpoints is not None else {}
         self.health = TriggerHealth()
