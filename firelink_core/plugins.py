@@ -42,6 +42,9 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "firelink_core.builtin.sqlite",
     "firelink_core.builtin.memory",
     "firelink_core.builtin.log",
+    "firelink_core.builtin.webhook",
+    "firelink_core.builtin.smtp",
+    "firelink_core.builtin.command",
 )
 
 FIRST_PARTY_HINTS: dict[tuple[str, str], str] = {

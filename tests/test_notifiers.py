@@ -1,0 +1,176 @@
+"""The built-in notifiers against real servers on loopback: HTTP (webhook), SMTP (email), a program."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from firelink_core.abc import NotifierContext
+from firelink_core.builtin.command import CommandNotifier, CommandNotifierError
+from firelink_core.builtin.smtp import EmailError, EmailNotifier
+from firelink_core.builtin.webhook import WebhookError, WebhookNotifier
+from firelink_core.events import RunFailed, RunRetrying
+from firelink_core.records import RunRecord, RunState
+
+
+class _Context(NotifierContext):
+    """A notifier context whose log tail is a real file's last lines."""
+
+    def __init__(self, log: Path) -> None:
+        self.logger = logging.getLogger("test")
+        self.state_dir = log.parent
+        self._log = log
+
+    def log_tail(self, run: RunRecord, lines: int = 20) -> str:
+        return "\n".join(self._log.read_text().splitlines()[-lines:])
+
+
+@pytest.fixture
+def context(tmp_path: Path) -> _Context:
+    log = tmp_path / "run.log"
+    log.write_text("".join(f"line {i}\n" for i in range(50)))
+    return _Context(log)
+
+
+def _failed_event() -> RunFailed:
+    now = time.time()
+    run = RunRecord(
+        id="run123", job="etl", state=RunState.FAILED, trigger="cron", created_at=now - 5,
+        started_at=now - 4, finished_at=now, attempts=3, exit_code=2,
+    )
+    return RunFailed(run=run)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_webhook_posts_the_documented_json_body(httpserver, context) -> None:
+    httpserver.expect_oneshot_request("/hook/SECRETTOKEN", method="POST").respond_with_data("ok")
+    notifier = WebhookNotifier("ops", {"url": httpserver.url_for("/hook/SECRETTOKEN"), "log_lines": 3}, context)
+    asyncio.run(notifier.notify(_failed_event()))
+    (request, _response), = httpserver.log
+    body = json.loads(request.data)
+    assert body["event"] == "failure"
+    assert body["job"] == "etl" and body["run_id"] == "run123"
+    assert body["exit_code"] == 2 and body["attempt"] == 3 and body["state"] == "failed"
+    assert body["log_tail"] == "line 47\nline 48\nline 49"
+    assert request.headers["Content-Type"] == "application/json"
+
+
+def test_webhook_slack_format_has_text(httpserver, context) -> None:
+    httpserver.expect_oneshot_request("/slack", method="POST").respond_with_data("ok")
+    notifier = WebhookNotifier("slack", {"url": httpserver.url_for("/slack"), "format": "slack"}, context)
+    asyncio.run(notifier.notify(_failed_event()))
+    body = json.loads(httpserver.log[0][0].data)
+    assert "job 'etl' failure" in body["text"] and "exit 2" in body["text"]
+    assert body["firelink"]["run_id"] == "run123"
+
+
+def test_webhook_retries_server_errors_then_succeeds(httpserver, context) -> None:
+    httpserver.expect_ordered_request("/h").respond_with_data("busy", status=503)
+    httpserver.expect_ordered_request("/h").respond_with_data("busy", status=500)
+    httpserver.expect_ordered_request("/h").respond_with_data("ok")
+    notifier = WebhookNotifier("ops", {"url": httpserver.url_for("/h"), "retries": 3, "backoff": "10ms"}, context)
+    asyncio.run(notifier.notify(_failed_event()))
+    assert len(httpserver.log) == 3
+
+
+def test_webhook_does_not_retry_a_client_error_and_never_shows_the_url(httpserver, context) -> None:
+    httpserver.expect_request("/hook/SECRETTOKEN").respond_with_data("no", status=404)
+    url = httpserver.url_for("/hook/SECRETTOKEN")
+    notifier = WebhookNotifier("ops", {"url": url, "retries": 3, "backoff": "10ms"}, context)
+    with pytest.raises(WebhookError) as info:
+        asyncio.run(notifier.notify(_failed_event()))
+    assert "HTTP 404" in str(info.value)
+    assert "SECRETTOKEN" not in str(info.value)
+    assert len(httpserver.log) == 1
+
+
+def test_webhook_refused_connection_fails_cleanly(context) -> None:
+    url = f"http://127.0.0.1:{_free_port()}/hook/SECRETTOKEN"
+    notifier = WebhookNotifier("ops", {"url": url, "retries": 1, "backoff": "10ms", "timeout": "2s"}, context)
+    with pytest.raises(WebhookError) as info:
+        asyncio.run(notifier.notify(_failed_event()))
+    assert "failed after 2 tries" in str(info.value)
+    assert "SECRETTOKEN" not in str(info.value)
+
+
+class _Inbox:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, list[str], bytes]] = []
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's handler API
+        self.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server():
+    inbox = _Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port())
+    controller.start()
+    try:
+        yield controller, inbox
+    finally:
+        controller.stop()
+
+
+def test_email_sends_one_message_with_the_log_tail(smtp_server, context) -> None:
+    controller, inbox = smtp_server
+    options = {
+        "host": "127.0.0.1", "port": controller.port, "security": "none",
+        "from": "firelink@example.com", "to": ["ops@example.com", "dev@example.com"], "log_lines": 2,
+    }
+    asyncio.run(EmailNotifier("mail", options, context).notify(_failed_event()))
+    (sender, recipients, content), = inbox.messages
+    text = content.decode().replace("\r\n", "\n")
+    assert sender == "firelink@example.com"
+    assert recipients == ["ops@example.com", "dev@example.com"]
+    assert "Subject: [firelink] etl: failure" in text
+    assert "line 48\nline 49" in text and "line 47" not in text
+
+
+def test_email_failure_never_shows_the_password(context) -> None:
+    options = {
+        "host": "127.0.0.1", "port": _free_port(), "security": "none", "from": "a@b.c", "to": "d@e.f",
+        "username": "u", "password": "hunter2-secret", "timeout": "2s",
+    }
+    with pytest.raises(EmailError) as info:
+        asyncio.run(EmailNotifier("mail", options, context).notify(_failed_event()))
+    assert "hunter2-secret" not in str(info.value)
+    assert "email notifier 'mail'" in str(info.value)
+
+
+def test_command_gets_the_event_on_stdin(tmp_path, context) -> None:
+    out = tmp_path / "event.json"
+    script = f"import sys; open({str(out)!r}, 'w').write(sys.stdin.read())"
+    notifier = CommandNotifier("cmd", {"command": [sys.executable, "-c", script]}, context)
+    event = RunRetrying(run=_failed_event().run, delay=30.0)
+    asyncio.run(notifier.notify(event))
+    body = json.loads(out.read_text())
+    assert body["event"] == "retry" and body["retry_in"] == 30.0 and body["job"] == "etl"
+
+
+def test_command_that_hangs_is_killed_at_its_timeout(context) -> None:
+    notifier = CommandNotifier("cmd", {"command": ["sleep", "30"], "timeout": "300ms"}, context)
+    started = time.monotonic()
+    with pytest.raises(CommandNotifierError, match="timed out"):
+        asyncio.run(notifier.notify(_failed_event()))
+    assert time.monotonic() - started < 10  # killed, not waited for
+
+
+def test_command_failure_reports_exit_and_stderr(context) -> None:
+    notifier = CommandNotifier("cmd", {"command": ["sh", "-c", "echo boom >&2; exit 3"]}, context)
+    with pytest.raises(CommandNotifierError, match="exit 3: boom"):
+        asyncio.run(notifier.notify(_failed_event()))
