@@ -1,0 +1,56 @@
+"""The dependency graph picture: Mermaid and dot text of a config, coloured by last results."""
+
+from __future__ import annotations
+
+from firelink_core._graph import render_dot, render_mermaid
+from firelink_core.model import Config, Dependency, JobSpec, TriggerSpec
+from firelink_core.records import RunRecord, RunState
+
+
+def _config() -> Config:
+    return Config(
+        jobs=(
+            JobSpec(name="jobA", triggers=(TriggerSpec("cron", {"schedule": "0 18 * * *"}, "jobA", 0),)),
+            JobSpec(name="jobB", triggers=(TriggerSpec("watch", {"source": "s3://my-bucket/input/"}, "jobB", 0),)),
+            JobSpec(
+                name="jobC",
+                triggers=(TriggerSpec("manual", {}, "jobC", 0),),
+                depends_on=Dependency(("jobA", "jobB")),
+            ),
+            JobSpec(name="cleanup", depends_on=Dependency(("jobC",), "one_failed")),
+        )
+    )
+
+
+def test_mermaid_shows_every_job_its_trigger_and_conditions_on_edges() -> None:
+    text = render_mermaid(_config())
+    assert text.startswith("flowchart LR\n")
+    assert 'j_jobA["jobA<br/>cron 0 18 * * *"]' in text
+    assert 'j_jobB["jobB<br/>watch s3://my-bucket/input/"]' in text
+    assert 'j_cleanup["cleanup<br/>after upstream"]' in text
+    assert "j_jobA -->|all_success| j_jobC" in text
+    assert "j_jobB -->|all_success| j_jobC" in text
+    assert "j_jobC -->|one_failed| j_cleanup" in text
+    assert "style" not in text
+
+
+def test_status_colours_nodes_by_last_result() -> None:
+    last = {
+        "jobA": RunRecord(id="1", job="jobA", state=RunState.SUCCESS),
+        "jobC": RunRecord(id="2", job="jobC", state=RunState.FAILED),
+    }
+    text = render_mermaid(_config(), last)
+    assert "style j_jobA fill:#2e7d32" in text
+    assert "style j_jobC fill:#c62828" in text
+    assert "style j_jobB" not in text  # never ran: uncoloured
+
+
+def test_dot_is_a_digraph_with_labelled_edges() -> None:
+    last = {"jobB": RunRecord(id="1", job="jobB", state=RunState.RUNNING)}
+    text = render_dot(_config(), last)
+    assert text.startswith("digraph firelink {")
+    assert '"jobA" -> "jobC" [label="all_success"];' in text
+    assert '"jobC" -> "cleanup" [label="one_failed"];' in text
+    assert 'label="jobA\\ncron 0 18 * * *"' in text
+    assert 'fillcolor="#1565c0"' in text
+    assert text.rstrip().endswith("}")
