@@ -36,6 +36,8 @@ __all__ = [
     "AttemptReporter",
     "Storage",
     "StorageContext",
+    "StorageError",
+    "StorageConflict",
     "Notifier",
     "NotifierContext",
 ]
@@ -289,6 +291,16 @@ class Executor(Component):
 
 
 # --------------------------------------------------------------------------- storage
+
+
+class StorageError(Exception):
+    """Storage cannot be used as asked: unreadable file, schema from a newer firelink,
+    read-only access, a write that conflicts with stored state. The message says why."""
+
+
+class StorageConflict(StorageError):
+    """A write lost against stored state: ``create_run`` whose ``consume_event`` is gone
+    (another dispatcher turned it into a run) or whose run id exists, a duplicate attempt."""
 
 
 class StorageContext(abc.ABC):
