@@ -342,7 +342,10 @@ class Storage(Component):
     # runs ---------------------------------------------------------------
     @abc.abstractmethod
     async def create_run(self, run: RunRecord, *, consume_event: str | None = None) -> None:
-        """Insert a run; in the same transaction delete the pending event ``consume_event``."""
+        """Insert a run; in the same transaction delete the pending event ``consume_event``.
+
+        Raises ``StorageConflict`` (and stores nothing) when that event is no longer pending
+        or a run with this id exists: another dispatcher got there first."""
 
     @abc.abstractmethod
     async def claim_run(
@@ -353,7 +356,9 @@ class Storage(Component):
 
     @abc.abstractmethod
     async def update_run(self, run_id: str, **changes: Any) -> RunRecord:
-        """Change fields of a run (``state``, ``finished_at`` ...) and return it."""
+        """Change fields of a run (``state``, ``finished_at`` ...) and return it.
+
+        ``KeyError`` for an unknown run, ``TypeError`` for a name that is not a field."""
 
     @abc.abstractmethod
     async def get_run(self, run_id: str) -> RunRecord | None: ...
