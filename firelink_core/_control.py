@@ -1,0 +1,490 @@
+"""The control interface: newline-delimited JSON over the daemon's Unix socket (server and client)."""
+
+from __future__ import annotations
+
+import asyncio
+import codecs
+import contextlib
+import dataclasses
+import datetime as dt
+import difflib
+import enum
+import json
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from .logs import attempt_log_path, dropped_marker, parse_dropped_marker
+from .records import AttemptRecord, RunRecord, RunState
+
+__all__ = [
+    "SOCKET_NAME",
+    "PROTOCOL_VERSION",
+    "ControlError",
+    "DaemonNotRunning",
+    "ControlServer",
+    "ControlClient",
+    "DaemonAPI",
+    "to_jsonable",
+    "run_from_dict",
+    "attempt_from_dict",
+    "follow_run",
+    "suggest",
+]
+
+log = logging.getLogger("firelink.control")
+
+SOCKET_NAME = "firelink.sock"
+PROTOCOL_VERSION = 1
+MAX_LINE = 1024 * 1024
+"""The longest request line the server accepts (bytes)."""
+FOLLOW_INTERVAL = 0.25
+"""How often a follower looks for new log output while a client streams a running job."""
+READ_CHUNK = 64 * 1024
+_MARKER_MAX = 64
+CLOSE_WAIT = 2.0
+"""Seconds the server lets open requests finish when the daemon stops."""
+
+
+class ControlError(Exception):
+    """An error answered by the daemon (``code`` is stable, ``message`` is for people)."""
+
+    def __init__(self, code: str, message: str, **data: Any) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.data = data
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message, **self.data}
+
+
+class DaemonNotRunning(Exception):
+    """No daemon answers on the state directory's socket (missing or stale socket)."""
+
+
+# --------------------------------------------------------------------------- JSON helpers
+
+
+def to_jsonable(value: Any) -> Any:
+    """Records, job statuses and datetimes as plain JSON values (enums by value)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in value]
+    return value
+
+
+def _known_fields(cls: type, data: Mapping[str, Any]) -> dict[str, Any]:
+    # Tolerate fields a newer daemon may add: keep only what this client's record knows.
+    names = {f.name for f in dataclasses.fields(cls)}
+    return {k: v for k, v in data.items() if k in names}
+
+
+def run_from_dict(data: Mapping[str, Any]) -> RunRecord:
+    fields = _known_fields(RunRecord, data)
+    fields["state"] = RunState(fields.get("state", "queued"))
+    return RunRecord(**fields)
+
+
+def attempt_from_dict(data: Mapping[str, Any]) -> AttemptRecord:
+    return AttemptRecord(**_known_fields(AttemptRecord, data))
+
+
+def suggest(name: str, candidates: Sequence[str]) -> list[str]:
+    """Close matches for a mistyped job name."""
+    return difflib.get_close_matches(name, list(candidates), n=3, cutoff=0.6)
+
+
+# --------------------------------------------------------------------------- following a run's log
+
+
+class _LogCursor:
+    """Reads what was appended to one attempt's log since the last read.
+
+    Positions count the whole output (dropped bytes included), as ``logs.iter_follow``
+    does, so a trim by the capped writer neither repeats nor silently loses output.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.position: int | None = None
+
+    def read_new(self) -> bytes:
+        try:
+            src = open(self.path, "rb")
+        except FileNotFoundError:
+            return b""
+        with src:
+            dropped, header = parse_dropped_marker(src.read(_MARKER_MAX))
+            parts = []
+            if self.position is None:
+                self.position = dropped
+                if dropped:
+                    parts.append(dropped_marker(dropped))
+            if self.position < dropped:
+                parts.append(dropped_marker(dropped - self.position))
+                self.position = dropped
+            src.seek(header + self.position - dropped)
+            while chunk := src.read(READ_CHUNK):
+                self.position += len(chunk)
+                parts.append(chunk)
+        return b"".join(parts)
+
+
+async def follow_run(
+    engine: Any, state_dir: Path, run_id: str, *, interval: float = FOLLOW_INTERVAL
+) -> AsyncIterator[dict[str, Any]]:
+    """Messages for a client following one run: ``{"attempt": n}`` when an attempt begins,
+    ``{"log": text}`` as output is written, then ``{"done": true, "run": {...}}``.
+
+    Between reads it waits for the run's end or a short interval, so it only polls while
+    a client is actually watching a running job.
+    """
+    storage = engine.storage
+    cursors: dict[int, tuple[_LogCursor, Any]] = {}
+    done_waiter = asyncio.ensure_future(engine.wait_run(run_id))
+    try:
+        while True:
+            finished = done_waiter.done()
+            run = await storage.get_run(run_id)
+            attempts = await storage.list_attempts(run_id) if run is not None else []
+            for attempt in sorted(attempts, key=lambda a: a.number):
+                entry = cursors.get(attempt.number)
+                if entry is None:
+                    path = (
+                        Path(attempt.log_path)
+                        if attempt.log_path
+                        else attempt_log_path(state_dir, run.job if run else "", run_id, attempt.number)
+                    )
+                    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+                    entry = cursors[attempt.number] = (_LogCursor(path), decoder)
+                    yield {"attempt": attempt.number}
+                cursor, decoder = entry
+                data = await asyncio.to_thread(cursor.read_new)
+                text = decoder.decode(data, final=finished or attempt.finished_at is not None)
+                if text:
+                    yield {"log": text}
+            if finished:
+                record = done_waiter.result()
+                yield {"done": True, "run": to_jsonable(record)}
+                return
+            await asyncio.wait({done_waiter}, timeout=interval)
+    finally:
+        done_waiter.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await done_waiter
+
+
+# --------------------------------------------------------------------------- server
+
+
+class DaemonAPI(Protocol):
+    """What the control server needs from the daemon."""
+
+    engine: Any
+    state_dir: Path
+    stopping: bool
+
+    def info(self) -> dict[str, Any]: ...
+
+    async def reload(self) -> dict[str, Any]:
+        """Re-read the config; raise ``ControlError("config-invalid", ...)`` when rejected."""
+
+    async def stop(self, grace: float | None) -> None:
+        """Stop the daemon (returns when the engine has stopped)."""
+
+
+class ControlServer:
+    """Serves control requests on ``<state_dir>/firelink.sock`` (owner-only)."""
+
+    def __init__(self, daemon: DaemonAPI, path: Path) -> None:
+        self.daemon = daemon
+        self.path = path
+        self._server: asyncio.AbstractServer | None = None
+        self._clients: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Bind the socket under a temporary name, make it owner-only, then move it into place,
+        so it is never reachable with wider permissions (and no process-wide umask change)."""
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        if len(os.fsencode(self.path)) >= 108:
+            raise OSError(
+                f"the control socket path {self.path} is too long for a Unix socket"
+                " (107 bytes at most): use a shorter state directory"
+            )
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(os.fspath(tmp))
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path)
+        except BaseException:
+            sock.close()
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+            raise
+        self._server = await asyncio.start_unix_server(self._handle, sock=sock, limit=MAX_LINE)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(FileNotFoundError):
+                self.path.unlink()
+            self._server = None
+        if self._clients:
+            # Let answers in flight finish (the final message of `stop`, the end of a
+            # followed run), then cut whatever is left.
+            _done, pending = await asyncio.wait(set(self._clients), timeout=CLOSE_WAIT)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._clients.add(task)
+        try:
+            while True:
+                try:
+                    line = await reader.readline()
+                except (ValueError, asyncio.LimitOverrunError):
+                    await _send(writer, {"ok": False, "error": {"code": "bad-request", "message": "request line too long"}})
+                    return
+                if not line:
+                    return
+                await self._dispatch(line, writer)
+        except (ConnectionError, BrokenPipeError):
+            pass  # the client went away (Ctrl-C on `trigger --wait`): nothing to answer
+        finally:
+            if task is not None:
+                self._clients.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _dispatch(self, line: bytes, writer: asyncio.StreamWriter) -> None:
+        try:
+            request = json.loads(line)
+            if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
+                raise ValueError("a request is a JSON object with a string 'cmd'")
+        except ValueError as exc:
+            await _send(writer, {"ok": False, "error": {"code": "bad-request", "message": str(exc)}})
+            return
+        cmd = request["cmd"]
+        handler = getattr(self, f"_cmd_{cmd}", None)
+        if handler is None:
+            await _send(
+                writer, {"ok": False, "error": {"code": "unknown-command", "message": f"unknown command {cmd!r}"}}
+            )
+            return
+        try:
+            await handler(request, writer)
+        except ControlError as exc:
+            await _send(writer, {"ok": False, "error": exc.as_dict()})
+        except (ConnectionError, BrokenPipeError):
+            raise
+        except Exception as exc:
+            log.exception("control request %r failed", cmd)
+            await _send(
+                writer,
+                {"ok": False, "error": {"code": "internal", "message": f"{type(exc).__name__}: {exc}"}},
+            )
+
+    # commands -------------------------------------------------------------
+    def _job_names(self) -> list[str]:
+        return list(self.daemon.engine.config.job_names) if hasattr(self.daemon.engine, "config") else [
+            s.name for s in self.daemon.engine.status()
+        ]
+
+    def _check_job(self, job: Any) -> str:
+        if not isinstance(job, str) or not job:
+            raise ControlError("bad-request", "a job name is required")
+        names = self._job_names()
+        if job not in names:
+            raise ControlError(
+                "unknown-job", f"no job named {job!r}", job=job, suggestions=suggest(job, names)
+            )
+        return job
+
+    async def _cmd_ping(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        await _ok(writer, {"protocol": PROTOCOL_VERSION, **self.daemon.info()})
+
+    async def _cmd_status(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        jobs = self.daemon.engine.status()
+        await _ok(writer, {**self.daemon.info(), "jobs": to_jsonable(jobs)})
+
+    async def _cmd_trigger(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        job = self._check_job(request.get("job"))
+        env = request.get("env") or {}
+        if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+            raise ControlError("bad-request", "env must map names to strings")
+        if self.daemon.stopping:
+            raise ControlError("stopping", "the daemon is stopping: no new runs")
+        try:
+            run_id = await self.daemon.engine.trigger(job, env, with_upstream=bool(request.get("with_upstream")))
+        except KeyError as exc:
+            raise ControlError("unknown-job", f"no job named {job!r}", job=job, suggestions=[]) from exc
+        await _ok(writer, {"run_id": run_id, "job": job})
+        if request.get("follow"):
+            await self._stream_run(run_id, writer)
+
+    async def _cmd_follow(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        run_id = request.get("run_id")
+        if not isinstance(run_id, str):
+            raise ControlError("bad-request", "run_id is required")
+        run = await self.daemon.engine.storage.get_run(run_id)
+        if run is None:
+            raise ControlError("unknown-run", f"no run {run_id!r}", run_id=run_id)
+        await _ok(writer, {"run_id": run_id, "job": run.job})
+        await self._stream_run(run_id, writer)
+
+    async def _stream_run(self, run_id: str, writer: asyncio.StreamWriter) -> None:
+        async for message in follow_run(self.daemon.engine, self.daemon.state_dir, run_id):
+            await _send(writer, message)
+
+    async def _cmd_runs(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        job = request.get("job")
+        if job is not None:
+            self._check_job(job)
+        states = _parse_states(request.get("states"))
+        limit = request.get("limit", 50)
+        if limit is not None and (not isinstance(limit, int) or limit < 1):
+            raise ControlError("bad-request", "limit must be a positive integer")
+        runs = await self.daemon.engine.storage.list_runs(job, states=states, limit=limit)
+        await _ok(writer, {"runs": to_jsonable(runs)})
+
+    async def _cmd_run(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        """One run and its attempts; ``run_id`` or ``job`` (its latest run)."""
+        storage = self.daemon.engine.storage
+        run_id = request.get("run_id")
+        if run_id is not None:
+            run = await storage.get_run(str(run_id))
+            if run is None:
+                raise ControlError("unknown-run", f"no run {run_id!r}", run_id=run_id)
+        else:
+            job = self._check_job(request.get("job"))
+            runs = await storage.list_runs(job, limit=1)
+            if not runs:
+                raise ControlError("no-runs", f"job {job!r} has not run yet", job=job)
+            run = runs[0]
+        attempts = await storage.list_attempts(run.id)
+        await _ok(writer, {"run": to_jsonable(run), "attempts": to_jsonable(attempts)})
+
+    async def _cmd_reload(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        await _ok(writer, await self.daemon.reload())
+
+    async def _cmd_stop(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        grace = request.get("grace")
+        if grace is not None and (not isinstance(grace, (int, float)) or grace < 0):
+            raise ControlError("bad-request", "grace must be a non-negative number of seconds")
+        await _ok(writer, {"pid": os.getpid()})
+        # The answer is sent at once; the final message when the engine has stopped.
+        await self.daemon.stop(grace)
+        await _send(writer, {"done": True})
+
+
+def _parse_states(raw: Any) -> list[RunState] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise ControlError("bad-request", "states must be a list")
+    try:
+        return [RunState(s) for s in raw]
+    except ValueError as exc:
+        raise ControlError("bad-request", str(exc)) from exc
+
+
+async def _send(writer: asyncio.StreamWriter, message: Mapping[str, Any]) -> None:
+    writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+    await writer.drain()
+
+
+async def _ok(writer: asyncio.StreamWriter, result: Any) -> None:
+    await _send(writer, {"ok": True, "result": result})
+
+
+# --------------------------------------------------------------------------- client
+
+
+class ControlClient:
+    """A blocking client for the CLI: one connection per request."""
+
+    def __init__(self, state_dir: Path, *, timeout: float = 30.0) -> None:
+        self.state_dir = state_dir
+        self.path = state_dir / SOCKET_NAME
+        self.timeout = timeout
+
+    def _connect(self) -> socket.socket:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(os.fspath(self.path))
+        except FileNotFoundError:
+            sock.close()
+            raise DaemonNotRunning(f"firelink is not running (no control socket at {self.path})") from None
+        except ConnectionRefusedError:
+            sock.close()
+            raise DaemonNotRunning(
+                f"firelink is not running: stale control socket {self.path} (the daemon was killed"
+                " or crashed; the next `firelink run` on this state directory removes it)"
+            ) from None
+        except PermissionError:
+            sock.close()
+            raise ControlError(
+                "permission", f"permission denied on {self.path}: is the daemon running as another user?"
+            ) from None
+        except OSError as exc:
+            sock.close()
+            raise ControlError("connect", f"cannot connect to {self.path}: {exc.strerror or exc}") from None
+        return sock
+
+    def stream(self, cmd: str, *, timeout: float | None = -1.0, **args: Any) -> Iterator[dict[str, Any]]:
+        """Send one request and yield each message answered; the first is the ``ok`` answer
+        (an error answer raises ``ControlError``). ``timeout`` bounds each wait for a line
+        (``None`` waits forever; the default is the client's)."""
+        sock = self._connect()
+        if timeout is None or timeout >= 0:
+            sock.settimeout(timeout)
+        try:
+            sock.sendall(json.dumps({"cmd": cmd, **args}).encode() + b"\n")
+            with sock.makefile("rb") as f:
+                first = True
+                while True:
+                    try:
+                        line = f.readline()
+                    except TimeoutError:
+                        raise ControlError("timeout", f"the daemon did not answer {cmd!r} in time") from None
+                    if not line:
+                        if first:
+                            raise ControlError("closed", "the daemon closed the connection without answering")
+                        return
+                    message = json.loads(line)
+                    if first:
+                        first = False
+                        if not message.get("ok"):
+                            err = message.get("error") or {}
+                            data = {k: v for k, v in err.items() if k not in ("code", "message")}
+                            raise ControlError(err.get("code", "error"), err.get("message", "error"), **data)
+                    yield message
+        finally:
+            sock.close()
+
+    def request(self, cmd: str, **args: Any) -> Any:
+        """Send one request and return its result."""
+        for message in self.stream(cmd, **args):
+            return message.get("result")
+        raise ControlError("closed", "no answer")  # pragma: no cover - stream raises first

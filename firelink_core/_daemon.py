@@ -1,0 +1,589 @@
+"""The daemon process: state directory, lock, pid file, logging, signals, reload and detaching."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import errno
+import fcntl
+import json
+import logging
+import logging.handlers
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from . import __version__
+from ._control import SOCKET_NAME, ControlClient, ControlError, ControlServer, DaemonNotRunning
+from .durations import format_duration
+from .model import Config
+from .plugins import Plugins
+
+__all__ = [
+    "DEFAULT_STATE_DIR",
+    "LOCK_NAME",
+    "PID_NAME",
+    "LOG_NAME",
+    "Daemon",
+    "StateLock",
+    "AlreadyRunning",
+    "config_state_dir",
+    "ensure_state_dir",
+    "lock_holder",
+    "setup_logging",
+    "spawn_detached",
+]
+
+log = logging.getLogger("firelink.daemon")
+
+DEFAULT_STATE_DIR = Path("~/.local/state/firelink")
+LOCK_NAME = "firelink.lock"
+PID_NAME = "firelink.pid"
+LOG_NAME = "firelink.log"
+LOCK_RETRY = 1.0
+"""Seconds ``run`` keeps trying the lock, so a client probing it at that instant is no obstacle."""
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+# --------------------------------------------------------------------------- state directory
+
+
+def config_state_dir(config_path: Path) -> Path:
+    """The state directory a config names, read without validating the rest of it.
+
+    Clients only need to find the socket, so a config that was broken after the daemon
+    started must not stop ``firelink status -c`` from working.
+    """
+    import yaml
+
+    try:
+        data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError, UnicodeDecodeError):
+        data = None
+    raw = data.get("state_dir") if isinstance(data, dict) else None
+    if not isinstance(raw, str) or not raw.strip():
+        return DEFAULT_STATE_DIR.expanduser()
+    raw = _ENV_REF.sub(lambda m: os.environ.get(m.group(1), m.group(0)), raw)
+    path = Path(raw).expanduser()
+    if not path.is_absolute():
+        path = config_path.resolve().parent / path
+    return path.resolve()
+
+
+def ensure_state_dir(path: Path) -> Path:
+    """Create the state directory owner-only (0700); warn if an existing one is wider open."""
+    path = path.expanduser().absolute()
+    if not path.exists():
+        path.mkdir(parents=True, mode=0o700)
+        # mkdir's mode is filtered by the umask; make the last level exactly 0700.
+        os.chmod(path, 0o700)
+    elif not path.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "the state directory is not a directory", str(path))
+    else:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            log.warning(
+                "state directory %s is accessible to other users (mode %03o); consider chmod 700", path, mode
+            )
+    return path
+
+
+# --------------------------------------------------------------------------- lock
+
+
+class AlreadyRunning(Exception):
+    """Another daemon holds the state directory's lock."""
+
+    def __init__(self, state_dir: Path, pid: int | None) -> None:
+        self.state_dir = state_dir
+        self.pid = pid
+        who = f"pid {pid}" if pid else "another process"
+        super().__init__(
+            f"firelink is already running on state directory {state_dir} ({who});"
+            " stop it with `firelink stop` or use another --state-dir"
+        )
+
+
+class StateLock:
+    """An exclusive ``flock`` on ``<state_dir>/firelink.lock``, holding the owner's pid.
+
+    The kernel releases it when the process dies (even by ``kill -9``), so a stale lock
+    never blocks a restart.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.path = state_dir / LOCK_NAME
+        self._fd: int | None = None
+
+    def acquire(self, retry: float = LOCK_RETRY) -> None:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        deadline = time.monotonic() + retry
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    pid = _read_pid(self.path)
+                    os.close(fd)
+                    raise AlreadyRunning(self.state_dir, pid) from None
+                time.sleep(0.05)
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)
+            self._fd = None
+
+
+def _read_pid(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def lock_holder(state_dir: Path) -> int | None:
+    """The pid of the daemon holding the state directory's lock, or ``None`` if none does.
+
+    Probes with a shared lock held for an instant (``run`` retries briefly, see ``LOCK_RETRY``).
+    """
+    path = state_dir / LOCK_NAME
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return _read_pid(path) or -1
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+# --------------------------------------------------------------------------- logging
+
+_RECORD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
+
+
+def _utc_iso(created: float) -> str:
+    return dt.datetime.fromtimestamp(created, dt.timezone.utc).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ``time``, ``level``, ``logger``, ``message``, extra fields
+    (``job``, ``run_id`` ... passed with ``extra=``) and ``exc`` for exceptions."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "time": _utc_iso(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _RECORD_ATTRS and not key.startswith("_"):
+                out[key] = value
+        if record.exc_info:
+            out["exc"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            out["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(out, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """``2026-05-01T12:00:00.000Z INFO    firelink.engine: message``."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        return _utc_iso(record.created)
+
+
+def setup_logging(fmt: str = "text", level: str = "info", *, file: Path | None = None) -> logging.Handler:
+    """Send every logger's records to stderr (or ``file``) in text or JSON lines."""
+    handler: logging.Handler
+    if file is not None:
+        # Reopens the file when logrotate moves it away.
+        handler = logging.handlers.WatchedFileHandler(file, encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    numeric = getattr(logging, level.upper())
+    root.setLevel(numeric)
+    if numeric > logging.DEBUG:
+        # Client libraries of plugins are chatty at INFO; their warnings still show.
+        for name in ("botocore", "boto3", "urllib3", "docker", "watchdog", "asyncio"):
+            logging.getLogger(name).setLevel(max(numeric, logging.WARNING))
+    logging.captureWarnings(True)
+    return handler
+
+
+# --------------------------------------------------------------------------- the daemon
+
+
+ConfigLoader = Callable[[], "tuple[Config, Plugins]"]
+
+
+class Daemon:
+    """One ``firelink run``: an engine, the control server, signal handling and reload."""
+
+    def __init__(
+        self,
+        config: Config,
+        plugins: Plugins,
+        *,
+        config_path: Path,
+        reload_config: ConfigLoader,
+        grace: float = 30.0,
+        engine_factory: Callable[[Config, Plugins], Any] | None = None,
+    ) -> None:
+        self.config = config
+        self.plugins = plugins
+        self.config_path = config_path
+        self.state_dir = Path(config.state_dir)
+        self.grace = grace
+        self._reload_config = reload_config
+        if engine_factory is None:
+            from ._engine import Engine
+
+            engine_factory = Engine
+        self._engine_factory = engine_factory
+        self.engine: Any = None
+        self.stopping = False
+        self.started_at: float | None = None
+        self._stop_requested: asyncio.Event | None = None
+        self._stopped: asyncio.Event | None = None
+        self._stop_grace: float | None = None
+        self._stop_tasks: list[asyncio.Task[None]] = []
+        self._reload_lock: asyncio.Lock | None = None
+        self._background: set[asyncio.Task[Any]] = set()
+
+    # info -----------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        now = time.time()
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "uptime": None if self.started_at is None else now - self.started_at,
+            "config": str(self.config_path),
+            "state_dir": str(self.state_dir),
+            "stopping": self.stopping,
+        }
+
+    # lifecycle ------------------------------------------------------------
+    async def serve(self) -> int:
+        """Run until stopped; return the process exit code."""
+        loop = asyncio.get_running_loop()
+        self._stop_requested = asyncio.Event()
+        self._stopped = asyncio.Event()
+        self._reload_lock = asyncio.Lock()
+        self._install_signals(loop)
+        log.info(
+            "firelink %s starting (pid %d): config %s, state directory %s",
+            __version__, os.getpid(), self.config_path, self.state_dir,
+        )
+        server = ControlServer(self, self.state_dir / SOCKET_NAME)
+        try:
+            self.engine = self._engine_factory(self.config, self.plugins)
+            await self.engine.start()
+        except Exception:
+            log.exception("firelink could not start")
+            await self._emergency_stop()
+            return 1
+        try:
+            await server.start()
+        except OSError as exc:
+            log.error("cannot open the control socket: %s", exc)
+            await self._do_stop(0)
+            return 1
+        self.started_at = time.time()
+        if self.stopping and self._stop_grace is not None:
+            self._stop_tasks.append(asyncio.ensure_future(self._do_stop(self._stop_grace)))
+        log.info(
+            "firelink %s running (pid %d): %d jobs; control socket %s",
+            __version__, os.getpid(), len(self.config.jobs), server.path,
+        )
+        try:
+            await self._stopped.wait()
+            # Stop tasks record what they interrupted; a failure there is an error exit.
+            results = await asyncio.gather(*self._stop_tasks, return_exceptions=True)
+            failed = [r for r in results if isinstance(r, BaseException)]
+            for exc in failed:
+                log.error("stopping the engine failed: %s", exc, exc_info=exc)
+            log.info("firelink stopped")
+            return 1 if failed else 0
+        except Exception:
+            log.exception("firelink stopped on an unexpected error")
+            await self._emergency_stop()
+            return 1
+        finally:
+            await server.close()
+            for task in list(self._background):
+                task.cancel()
+
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self._on_stop_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._on_hup)
+
+    def _on_stop_signal(self, sig: signal.Signals) -> None:
+        name = signal.Signals(sig).name
+        if not self.stopping:
+            log.info(
+                "received %s: stopping; running jobs get %s to finish (send %s again to stop at once)",
+                name, format_duration(self.grace), name,
+            )
+            self._begin_stop(self.grace)
+        else:
+            log.warning("received %s again: stopping now, interrupting running jobs", name)
+            self._begin_stop(0)
+
+    def _on_hup(self) -> None:
+        if self.engine is None or self.started_at is None or self.stopping:
+            log.warning("received SIGHUP while %s: ignored", "stopping" if self.stopping else "starting")
+            return
+        log.info("received SIGHUP: reloading %s", self.config_path)
+        task = asyncio.ensure_future(self._reload_quietly())
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _reload_quietly(self) -> None:
+        with contextlib.suppress(ControlError):  # already logged by reload()
+            await self.reload()
+
+    def _begin_stop(self, grace: float) -> None:
+        assert self._stop_requested is not None
+        self.stopping = True
+        self._stop_requested.set()
+        if self._stop_grace is not None and grace >= self._stop_grace:
+            return
+        self._stop_grace = grace
+        if self.started_at is None:
+            return  # still starting: serve() stops once start() returned
+        # A shorter grace while a stop is under way: the engine cuts the wait short and
+        # still records what it interrupts.
+        self._stop_tasks.append(asyncio.ensure_future(self._do_stop(grace)))
+
+    async def _do_stop(self, grace: float) -> None:
+        assert self._stopped is not None
+        try:
+            await self.engine.stop(grace=grace)
+        finally:
+            self._stopped.set()
+
+    async def _emergency_stop(self) -> None:
+        """After an unexpected error: interrupt and record whatever runs, without waiting."""
+        if self.engine is None:
+            return
+        try:
+            await self.engine.stop(grace=0)
+        except Exception:
+            log.exception("stopping the engine after the error failed too")
+
+    async def stop(self, grace: float | None) -> None:
+        """The control ``stop`` command: begin stopping, return when the engine stopped."""
+        assert self._stopped is not None
+        self._begin_stop(self.grace if grace is None else grace)
+        await self._stopped.wait()
+
+    # reload ---------------------------------------------------------------
+    async def reload(self) -> dict[str, Any]:
+        """Re-read and validate the config; switch the engine to it, or keep the old one."""
+        assert self._reload_lock is not None
+        from .config import ConfigInvalid
+
+        async with self._reload_lock:
+            try:
+                config, plugins = await asyncio.to_thread(self._reload_config)
+            except ConfigInvalid as exc:
+                errors = [str(e) for e in exc.errors]
+                log.error(
+                    "reload rejected, the running config is kept; %s:\n%s",
+                    _count(len(errors), "error"), "\n".join(errors),
+                )
+                raise ControlError(
+                    "config-invalid", f"the new config is invalid ({_count(len(errors), 'error')}); the running config is kept",
+                    errors=errors,
+                ) from None
+            except OSError as exc:
+                message = f"cannot read {self.config_path}: {exc.strerror or exc}; the running config is kept"
+                log.error("reload rejected: %s", message)
+                raise ControlError("config-unreadable", message) from None
+            problem = self._restart_only_change(config)
+            if problem:
+                message = f"{problem}: restart firelink to apply it; the running config is kept"
+                log.error("reload rejected: %s", message)
+                raise ControlError("restart-required", message)
+            result = await self.engine.reload(config)
+            self.config = config
+            summary = {
+                "added": list(result.added),
+                "removed": list(result.removed),
+                "changed": list(result.changed),
+            }
+            log.info(
+                "reloaded %s: added %s, removed %s, changed %s",
+                self.config_path,
+                ", ".join(summary["added"]) or "none",
+                ", ".join(summary["removed"]) or "none",
+                ", ".join(summary["changed"]) or "none",
+            )
+            return summary
+
+    def _restart_only_change(self, new: Config) -> str | None:
+        old = self.config
+        if Path(new.state_dir) != Path(old.state_dir):
+            return f"state_dir changed ({old.state_dir} -> {new.state_dir})"
+        if new.storage != old.storage:
+            return "storage changed"
+        if tuple(new.plugins) != tuple(old.plugins):
+            return "plugins changed"
+        return None
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+# --------------------------------------------------------------------------- running
+
+
+def run_daemon(
+    config: Config,
+    plugins: Plugins,
+    *,
+    config_path: Path,
+    reload_config: ConfigLoader,
+    grace: float,
+    log_format: str,
+    log_level: str,
+    log_to_file: bool,
+    err: IO[str] | None = None,
+) -> int:
+    """The whole life of a ``firelink run`` process after the config validated; the exit code."""
+    err = err or sys.stderr
+    state_dir = Path(config.state_dir)
+    try:
+        state_dir = ensure_state_dir(state_dir)
+    except OSError as exc:
+        print(f"firelink: cannot create the state directory {state_dir}: {exc.strerror or exc}", file=err)
+        return 1
+    lock = StateLock(state_dir)
+    try:
+        lock.acquire()
+    except AlreadyRunning as exc:
+        print(f"firelink: {exc}", file=err)
+        return 1
+    pid_file = state_dir / PID_NAME
+    try:
+        # Under the lock, a socket left by a killed daemon is ours to remove.
+        with contextlib.suppress(FileNotFoundError):
+            (state_dir / SOCKET_NAME).unlink()
+        pid_file.write_text(f"{os.getpid()}\n")
+        setup_logging(log_format, log_level, file=state_dir / LOG_NAME if log_to_file else None)
+        daemon = Daemon(config, plugins, config_path=config_path, reload_config=reload_config, grace=grace)
+        try:
+            return asyncio.run(daemon.serve())
+        except Exception:
+            log.exception("firelink stopped on an unexpected error")
+            return 1
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            pid_file.unlink()
+        lock.release()
+
+
+def spawn_detached(
+    args: Sequence[str], state_dir: Path, *, timeout: float = 60.0, out: IO[str] | None = None, err: IO[str] | None = None
+) -> int:
+    """Start ``firelink run ARGS --detached-child`` in a new session and wait until it answers.
+
+    Re-executing (rather than forking) gives the daemon a clean interpreter with no threads
+    or event loop inherited. Returns 0 once the daemon answers on its socket, else 1 with
+    the reason (the end of its log).
+    """
+    out = out or sys.stdout
+    err = err or sys.stderr
+    state_dir = ensure_state_dir(state_dir)
+    log_path = state_dir / LOG_NAME
+    with open(log_path, "ab") as log_file:
+        start_offset = log_file.tell()
+        proc = subprocess.Popen(
+            [
+                sys.executable, "-c",
+                "import sys; from firelink_core.cli import main; sys.exit(main(prog_name='firelink'))",
+                "run", *args, "--detached-child",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
+    client = ControlClient(state_dir, timeout=5.0)
+    deadline = time.monotonic() + timeout
+    while True:
+        code = proc.poll()
+        if code is not None:
+            tail = _log_tail(log_path, start_offset)
+            print(f"firelink: the daemon exited during startup (exit code {code})", file=err)
+            if tail:
+                print(f"last lines of {log_path}:\n{tail}", file=err)
+            return 1
+        try:
+            info = client.request("ping")
+        except DaemonNotRunning:
+            info = None
+        except ControlError as exc:
+            print(f"firelink: the daemon does not answer properly: {exc.message}", file=err)
+            return 1
+        if info and info.get("pid") == proc.pid:
+            print(
+                f"firelink started in the background (pid {proc.pid}); log {log_path}; "
+                f"pid file {state_dir / PID_NAME}",
+                file=out,
+            )
+            return 0
+        if time.monotonic() > deadline:
+            print(
+                f"firelink: the daemon (pid {proc.pid}) did not answer within {format_duration(timeout)};"
+                f" see {log_path}",
+                file=err,
+            )
+            return 1
+        time.sleep(0.05)
+
+
+def _log_tail(path: Path, offset: int, lines: int = 20) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
