@@ -1,10 +1,10 @@
-"""Durations written ``30s``, ``5m``, ``1h30m``, ``250ms``, ``2d``."""
+"""Durations written ``30s``, ``5m``, ``1h30m``, ``250ms``, ``2d``; sizes written ``10MB``, ``512KiB``."""
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["parse_duration", "format_duration", "DURATION_PATTERN"]
+__all__ = ["parse_duration", "format_duration", "parse_size", "DURATION_PATTERN", "SIZE_PATTERN"]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -43,3 +43,31 @@ def format_duration(seconds: float) -> str:
             parts.append(f"{rest // size}{unit}")
             rest %= size
     return "".join(parts) or "0s"
+
+
+SIZE_PATTERN = r"^\s*\d+(\.\d+)?\s*([kKmMgGtT]i?[bB]?|[bB])?\s*$"
+"""The JSON Schema ``pattern`` of a size string."""
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtT]i?[bB]?|[bB])?\s*$")
+_SIZE_POWERS = {"k": 1, "m": 2, "g": 3, "t": 4}
+
+
+def parse_size(value: str | int) -> int:
+    """Bytes in a size: ``10MB``, ``512KiB``, ``1G``; a bare number is bytes.
+
+    Every unit is binary (``10MB`` = ``10MiB`` = ``10M`` = 10 * 1024**2), as in Docker,
+    logrotate and ``du``: for log caps nobody means 1000. Raises ``ValueError`` with a reason.
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"expected a size like 10MB or 512KiB, got {value!r}")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"a size cannot be negative, got {value!r}")
+        return value
+    match = _SIZE.match(str(value))
+    if not match:
+        raise ValueError(f"expected a size like 10MB or 512KiB, got {value!r}")
+    number, unit = float(match.group(1)), match.group(2) or ""
+    if not unit or unit.lower() == "b":
+        return int(number)
+    power = _SIZE_POWERS[unit[0].lower()]
+    return int(number * 1024**power)

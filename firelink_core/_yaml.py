@@ -1,0 +1,118 @@
+"""YAML loading that keeps the (line, column) of every mapping key and value."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+__all__ = ["Located", "YamlProblem", "load_located"]
+
+try:  # libyaml parses several times faster; the pure-Python loader gives the same nodes
+    _Loader: type = yaml.CSafeLoader
+except AttributeError:  # pragma: no cover - PyYAML built without libyaml
+    _Loader = yaml.SafeLoader
+
+Path = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class YamlProblem:
+    """A syntax error or a duplicate key, located (1-based)."""
+
+    line: int | None
+    column: int | None
+    message: str
+
+
+@dataclass
+class Located:
+    """The loaded data and where each part of it was written.
+
+    ``values[path]`` is the position of the value at ``path`` (a tuple of keys and list
+    indexes); ``keys[path]`` the position of the mapping key that ends ``path``.
+    """
+
+    data: Any
+    values: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
+    problems: list[YamlProblem] = field(default_factory=list)
+
+    def where(self, path: Path, *, key: bool = False) -> tuple[int | None, int | None]:
+        """The closest known position of ``path`` (walking up to a parent if needed)."""
+        path = tuple(path)
+        if key and path in self.keys:
+            return self.keys[path]
+        while True:
+            if path in self.values:
+                return self.values[path]
+            if path in self.keys:
+                return self.keys[path]
+            if not path:
+                return (None, None)
+            path = path[:-1]
+
+
+def _pos(node: yaml.Node) -> tuple[int, int]:
+    return (node.start_mark.line + 1, node.start_mark.column + 1)
+
+
+class _Builder:
+    def __init__(self, loader: Any, located: Located) -> None:
+        self.loader = loader
+        self.loc = located
+
+    def build(self, node: yaml.Node, path: Path) -> Any:
+        self.loc.values[path] = _pos(node)
+        if isinstance(node, yaml.MappingNode):
+            # Resolves ``<<: *anchor`` merge keys the way PyYAML's own constructor does.
+            self.loader.flatten_mapping(node)
+            result: dict[Any, Any] = {}
+            first_seen: dict[Any, int] = {}
+            for key_node, value_node in node.value:
+                key = self.loader.construct_object(key_node, deep=True)
+                if not isinstance(key, (str, int, float, bool)) and key is not None:
+                    line, col = _pos(key_node)
+                    self.loc.problems.append(YamlProblem(line, col, "a mapping key must be a plain value"))
+                    continue
+                if isinstance(key, (int, float, bool)) or key is None:
+                    key = "null" if key is None else str(key).lower() if isinstance(key, bool) else str(key)
+                line, col = _pos(key_node)
+                if key in first_seen:
+                    self.loc.problems.append(
+                        YamlProblem(line, col, f"duplicate key {key!r} (first on line {first_seen[key]})")
+                    )
+                    continue
+                first_seen[key] = line
+                self.loc.keys[path + (key,)] = (line, col)
+                result[key] = self.build(value_node, path + (key,))
+            return result
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+        return self.loader.construct_object(node, deep=True)
+
+
+def load_located(text: str) -> Located:
+    """Parse one YAML document; syntax errors and duplicate keys land in ``problems``."""
+    located = Located(data=None)
+    loader = _Loader(text)
+    try:
+        node = loader.get_single_node()
+        if node is not None:
+            located.data = _Builder(loader, located).build(node, ())
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        message = exc.problem or str(exc)
+        if exc.context and exc.problem:
+            message = f"{exc.problem} ({exc.context})"
+        located.problems.append(
+            YamlProblem(mark.line + 1 if mark else None, mark.column + 1 if mark else None, message)
+        )
+        located.data = None
+    except yaml.YAMLError as exc:
+        located.problems.append(YamlProblem(None, None, str(exc)))
+        located.data = None
+    finally:
+        loader.dispose()
+    return located
