@@ -1,5 +1,12 @@
-"""Hook implementations of firelink-docker (placeholder: being written)."""
+"""Hook implementations of firelink-docker: the ``docker`` executor."""
 
 from __future__ import annotations
 
-from firelink_core import hookimpl  # noqa: F401
+from firelink_core import Executor, hookimpl
+
+from .executor import DockerExecutor
+
+
+@hookimpl
+def firelink_register_executors() -> list[type[Executor]]:
+    return [DockerExecutor]
