@@ -151,12 +151,12 @@ class _Target:
             _control_failure(exc)
 
     def try_request(self, cmd: str, **args: Any) -> tuple[bool, Any]:
-        """``(True, result)`` from a running daemon, ``(False, None)`` when none runs."""
+        """``(True, result)`` from a running daemon, ``(False, why not)`` when none runs."""
         try:
             return True, self.client.request(cmd, **args)
-        except DaemonNotRunning:
+        except DaemonNotRunning as exc:
             self.check_alive_without_socket()
-            return False, None
+            return False, str(exc)
         except ControlError as exc:
             _control_failure(exc)
 
@@ -379,7 +379,7 @@ def status_cmd(state_dir: Path | None, config_path: Path | None, as_json: bool) 
             return
         _print_status_up(info)
         return
-    _status_down(target, as_json)
+    _status_down(target, info, as_json)
 
 
 def _print_status_up(info: Mapping[str, Any]) -> None:
@@ -407,12 +407,11 @@ def _print_status_up(info: Mapping[str, Any]) -> None:
         click.echo(_table(rows, ["JOB", "TRIGGERS", "STATE", "LAST RUN", "NEXT DUE"]))
 
 
-def _status_down(target: _Target, as_json: bool) -> NoReturn:
-    message = f"firelink is not running (state directory {target.state_dir})"
+def _status_down(target: _Target, message: str, as_json: bool) -> NoReturn:
     loaded = target.config()
     if loaded is None:
         if as_json:
-            _print_json({"running": False, "state_dir": str(target.state_dir), "jobs": None})
+            _print_json({"running": False, "reason": message, "state_dir": str(target.state_dir), "jobs": None})
         else:
             click.echo(message)
         sys.exit(EXIT_NOT_RUNNING)
@@ -433,9 +432,10 @@ def _status_down(target: _Target, as_json: bool) -> NoReturn:
         state = "disabled" if not job.enabled else ("failing" if last and last.finished and last.state != RunState.SUCCESS else "idle")
         jobs.append({"name": job.name, "triggers": triggers, "state": state, "last_run": last})
     if as_json:
-        _print_json({"running": False, "state_dir": str(target.state_dir), "config": str(target.config_path), "jobs": jobs})
+        _print_json({"running": False, "reason": message, "state_dir": str(target.state_dir),
+                     "config": str(target.config_path), "jobs": jobs})
         sys.exit(EXIT_NOT_RUNNING)
-    click.echo(f"{message}\nconfig {target.config_path}; last runs from the database:")
+    click.echo(f"{message}\nconfig {target.config_path}; state {target.state_dir}; last runs from the database:")
     now = time.time()
     rows = [
         [j["name"], ", ".join(j["triggers"]) or "-", j["state"],
@@ -641,7 +641,7 @@ def runs_cmd(
     target = _Target(state_dir, config_path)
     args = {"job": job, "states": list(states) or None, "limit": limit}
     up, result = target.try_request("runs", **args)
-    if up:
+    if up:  # the daemon answers for any storage, even a memory one
         runs = [run_from_dict(r) for r in result["runs"]]
     else:
         _check_job_offline(target, job)

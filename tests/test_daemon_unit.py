@@ -1,0 +1,178 @@
+"""The daemon's parts that need no engine: state directory, lock, logging, socket errors, client exit codes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from firelink_core._daemon import (
+    AlreadyRunning,
+    JsonFormatter,
+    StateLock,
+    config_state_dir,
+    ensure_state_dir,
+    lock_holder,
+)
+
+FIRELINK = [sys.executable, "-c", "import sys; from firelink_core.cli import main; sys.exit(main(prog_name='firelink'))"]
+
+
+def firelink(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    full_env.pop("FIRELINK_STATE_DIR", None)
+    full_env.pop("FIRELINK_CONFIG", None)
+    return subprocess.run([*FIRELINK, *args], capture_output=True, text=True, cwd=cwd, env=full_env, timeout=60)
+
+
+# --------------------------------------------------------------------------- state directory
+
+
+def test_state_dir_is_created_owner_only(tmp_path: Path) -> None:
+    target = tmp_path / "a" / "state"
+    old = os.umask(0o022)
+    try:
+        ensure_state_dir(target)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o700
+
+
+def test_config_state_dir_is_relative_to_the_config_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    config = conf / "firelink.yaml"
+    config.write_text("state_dir: ./st\njobs: []\n")
+    monkeypatch.chdir(tmp_path)
+    assert config_state_dir(Path("conf/firelink.yaml")) == (conf / "st").resolve()
+
+    monkeypatch.setenv("FL_TEST_STATE", str(tmp_path / "from-env"))
+    config.write_text("state_dir: ${FL_TEST_STATE}\njobs: []\n")
+    assert config_state_dir(config) == (tmp_path / "from-env").resolve()
+
+
+def test_config_state_dir_survives_a_broken_config(tmp_path: Path) -> None:
+    """A config broken after the daemon started must not stop clients from finding it."""
+    config = tmp_path / "firelink.yaml"
+    config.write_text("state_dir: ./st\njobs: [\n")
+    assert config_state_dir(config).name in ("firelink", "st")  # YAML unreadable: default, no traceback
+
+
+# --------------------------------------------------------------------------- lock
+
+
+HOLDER = """
+import sys, time
+from pathlib import Path
+from firelink_core._daemon import StateLock
+lock = StateLock(Path(sys.argv[1]))
+lock.acquire()
+print("locked", flush=True)
+time.sleep(120)
+"""
+
+
+def test_second_lock_names_the_holder_and_kill_9_frees_it(tmp_path: Path) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        assert lock_holder(tmp_path) == holder.pid
+        with pytest.raises(AlreadyRunning) as info:
+            StateLock(tmp_path).acquire(retry=0.1)
+        assert info.value.pid == holder.pid
+        assert f"pid {holder.pid}" in str(info.value)
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    # The kernel dropped the lock with the process: no stale lock to clean up.
+    assert lock_holder(tmp_path) is None
+    lock = StateLock(tmp_path)
+    lock.acquire(retry=0)
+    assert (tmp_path / "firelink.lock").read_text().strip() == str(os.getpid())
+    lock.release()
+
+
+# --------------------------------------------------------------------------- logging
+
+
+def test_json_log_lines_carry_extras_and_exceptions() -> None:
+    formatter = JsonFormatter()
+    record = logging.LogRecord("firelink.engine", logging.ERROR, __file__, 1, "run %s failed", ("r1",), None)
+    record.job = "jobA"
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        record.exc_info = sys.exc_info()
+    line = json.loads(formatter.format(record))
+    assert line["message"] == "run r1 failed"
+    assert line["level"] == "error"
+    assert line["logger"] == "firelink.engine"
+    assert line["job"] == "jobA"
+    assert "RuntimeError: boom" in line["exc"]
+    assert line["time"].endswith("Z")
+
+
+# --------------------------------------------------------------------------- clients without a daemon
+
+
+def test_client_commands_exit_3_when_nothing_runs(tmp_path: Path) -> None:
+    for args in (["status"], ["stop"], ["reload"], ["trigger", "x"]):
+        result = firelink(*args, "--state-dir", str(tmp_path))
+        assert result.returncode == 3, (args, result.stderr)
+        assert "not running" in (result.stdout + result.stderr)
+        assert "Traceback" not in result.stderr
+
+
+def test_a_stale_socket_is_reported_as_such(tmp_path: Path) -> None:
+    path = tmp_path / "firelink.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.bind(str(path))
+    sock.close()  # what a killed daemon leaves behind: a socket file nobody listens on
+    result = firelink("status", "--state-dir", str(tmp_path))
+    assert result.returncode == 3
+    assert "stale control socket" in result.stdout + result.stderr
+
+
+def test_a_locked_state_dir_without_socket_is_not_called_down(tmp_path: Path) -> None:
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "locked"
+        result = firelink("status", "--state-dir", str(tmp_path))
+        assert result.returncode == 1
+        assert f"pid {holder.pid}" in result.stderr
+        assert "does not answer" in result.stderr
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_bad_env_option_is_a_usage_error(tmp_path: Path) -> None:
+    result = firelink("trigger", "job", "--env", "NOEQUALS", "--state-dir", str(tmp_path))
+    assert result.returncode == 2
+    assert "KEY=VALUE" in result.stderr
+
+
+def test_run_refuses_an_invalid_config_with_located_errors(tmp_path: Path) -> None:
+    config = tmp_path / "firelink.yaml"
+    config.write_text("jobs:\n  - name: a\n    trigger: manual\n    comand: ['true']\n")
+    result = firelink("run", str(config), "--state-dir", str(tmp_path / "state"))
+    assert result.returncode == 1
+    assert f"{config}:4" in result.stderr
+    assert "comand" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "state").exists()  # nothing created for a config that never ran
+
+
+def test_run_missing_config_is_a_usage_error(tmp_path: Path) -> None:
+    result = firelink("run", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 2
+    assert "does not exist" in result.stderr
+
