@@ -1,1 +1,1 @@
-"""firelink-s3."""
+"""firelink-s3: the S3 bucket watch trigger for firelink."""

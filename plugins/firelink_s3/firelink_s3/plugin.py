@@ -1,5 +1,13 @@
-"""Hook implementations of firelink-s3 (placeholder: being written)."""
+"""Hook implementations of firelink-s3: declares the ``watch`` trigger for ``s3://`` sources."""
 
 from __future__ import annotations
 
-from firelink_core import hookimpl  # noqa: F401
+from firelink_core import hookimpl
+
+
+@hookimpl
+def firelink_register_triggers() -> list[type]:
+    # boto3 is imported by the trigger only when it starts, so declaring it stays cheap.
+    from .trigger import S3WatchTrigger
+
+    return [S3WatchTrigger]
