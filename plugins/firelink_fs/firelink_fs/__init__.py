@@ -1,1 +1,7 @@
-"""firelink-fs."""
+"""firelink-fs: fire firelink jobs when files appear in a local folder (inotify or polling)."""
+
+from __future__ import annotations
+
+from .trigger import FsWatchTrigger
+
+__all__ = ["FsWatchTrigger"]

@@ -1,5 +1,12 @@
-"""Hook implementations of firelink-fs (placeholder: being written)."""
+"""Hook implementations of firelink-fs: declares the ``watch`` trigger for local folders."""
 
 from __future__ import annotations
 
-from firelink_core import hookimpl  # noqa: F401
+from firelink_core import Trigger, hookimpl
+
+from .trigger import FsWatchTrigger
+
+
+@hookimpl
+def firelink_register_triggers() -> list[type[Trigger]]:
+    return [FsWatchTrigger]
