@@ -148,15 +148,16 @@ def _map_error(st: _State, error: jsonschema.ValidationError, base: PathT, *, jo
     if kind in ("anyOf", "oneOf"):
         _map_any_of(st, error, base, job=job, where=where)
         return
+    names = [p for p in path if isinstance(p, str)]
     if kind == "required":
         for name in value:
             if isinstance(inst, dict) and name not in inst:
-                owner = f" in {where}" if not error.absolute_path else f" in {path[-1]!r}"
+                owner = f" in {where}" if not error.absolute_path else f" in {names[-1]!r}"
                 st.add(path, f"missing required key {name!r}{owner}", "schema", job=job)
         return
     if kind == "additionalProperties" and isinstance(inst, dict):
         allowed = set(error.schema.get("properties", {}))
-        owner = path[-1] if path else where
+        owner = names[-1] if names else where
         for name in inst:
             if name not in allowed:
                 st.add(
@@ -278,20 +279,23 @@ def _check_options(
     schema = options_schema(cls.config_schema)
     allowed = set(schema.get("properties", {}))
     known_options = {}
+    meant: set[str] = set()
     for name, value in options.items():
         if name in allowed:
             known_options[name] = value
-        else:
-            st.add(
-                base + (name,),
-                f"unknown key {name!r} in {where}{_suggest(str(name), allowed | set(extra_allowed))}",
-                "unknown-key",
-                job=job,
-                key=True,
-            )
+            continue
+        close = difflib.get_close_matches(str(name), sorted(allowed | set(extra_allowed)), n=1, cutoff=0.6)
+        meant.update(close)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        st.add(base + (name,), f"unknown key {name!r} in {where}{hint}", "unknown-key", job=job, key=True)
     before = len(st.issues)
     _schema_issues(st, _validator(schema), known_options, base, job=job, where=where)
-    if len(st.issues) == before:
+    schema_ok = len(st.issues) == before
+    # A misspelt required key is one problem, not two: drop "missing 'schedule'" after "unknown 'schedul'".
+    st.issues[before:] = [
+        i for i in st.issues[before:] if not (i.path == base and any(i.message.startswith(f"missing required key {m!r}") for m in meant))
+    ]
+    if schema_ok:
         _run_check(st, cls, known_options, base, job=job)
 
 

@@ -71,14 +71,12 @@ class _Builder:
             result: dict[Any, Any] = {}
             first_seen: dict[Any, int] = {}
             for key_node, value_node in node.value:
-                key = self.loader.construct_object(key_node, deep=True)
-                if not isinstance(key, (str, int, float, bool)) and key is not None:
-                    line, col = _pos(key_node)
+                line, col = _pos(key_node)
+                if not isinstance(key_node, yaml.ScalarNode):
                     self.loc.problems.append(YamlProblem(line, col, "a mapping key must be a plain value"))
                     continue
-                if isinstance(key, (int, float, bool)) or key is None:
-                    key = "null" if key is None else str(key).lower() if isinstance(key, bool) else str(key)
-                line, col = _pos(key_node)
+                # Keys are names: ``on:`` stays "on" (YAML 1.1 would make it True), ``1:`` stays "1".
+                key = key_node.value
                 if key in first_seen:
                     self.loc.problems.append(
                         YamlProblem(line, col, f"duplicate key {key!r} (first on line {first_seen[key]})")

@@ -1,7 +1,146 @@
-"""Commands (placeholder: being written)."""
+"""``firelink validate``, ``firelink schema`` and ``firelink plugins``: no daemon, no network."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
+
 import click
 
-COMMANDS: list[click.Command] = []
+from ..config import ConfigError, merged_schema, validate_files
+from ..plugins import KINDS, Plugins, make_plugins
+
+__all__ = ["COMMANDS", "validate", "schema", "plugins_cmd"]
+
+_plugin_option = click.option(
+    "--plugin",
+    "extra_plugins",
+    multiple=True,
+    metavar="IMPORT.PATH",
+    help="Load this plugin module too (repeatable; also FIRELINK_PLUGINS, comma-separated).",
+)
+
+
+def _escape_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _escape_property(text: str) -> str:
+    return _escape_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def _github(error: ConfigError) -> str:
+    """A GitHub Actions workflow command: shows as an annotation on the line in the PR."""
+    props = [f"file={_escape_property(error.file)}"]
+    if error.line is not None:
+        props.append(f"line={error.line}")
+        if error.column is not None:
+            props.append(f"col={error.column}")
+    props.append("title=firelink validate")
+    job = f"job {error.job!r}: " if error.job else ""
+    return f"::error {','.join(props)}::{_escape_data(job + error.message)}"
+
+
+@click.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="text: file:line:col: message; json: a report object; github: workflow annotations.",
+)
+@_plugin_option
+def validate(files: Sequence[str], fmt: str, extra_plugins: Sequence[str]) -> None:
+    """Check config FILES and report every problem with its location.
+
+    Needs no daemon, no network and no credentials; ${VARS} are not interpolated.
+    Exit status: 0 all valid, 1 any problem, 2 usage error (missing file).
+    """
+    by_file: dict[str, list[ConfigError]] = {f: [] for f in files}
+    for error in validate_files(files, extra_plugins=extra_plugins):
+        by_file.setdefault(error.file, []).append(error)
+    total = sum(len(v) for v in by_file.values())
+    if fmt == "json":
+        report = {
+            "valid": total == 0,
+            "files": [
+                {"file": f, "valid": not errs, "errors": [e.as_dict() for e in errs]} for f, errs in by_file.items()
+            ],
+        }
+        click.echo(json.dumps(report, indent=2))
+    elif fmt == "github":
+        for errs in by_file.values():
+            for error in errs:
+                click.echo(_github(error))
+    else:
+        for f, errs in by_file.items():
+            for error in errs:
+                click.echo(str(error))
+            if not errs:
+                click.echo(f"{f}: valid")
+    if total:
+        bad = sum(1 for errs in by_file.values() if errs)
+        click.echo(f"{total} problem{'s' * (total != 1)} in {bad} file{'s' * (bad != 1)}", err=True)
+        raise SystemExit(1)
+
+
+def _report_plugin_errors(plugins: Plugins) -> None:
+    for error in plugins.errors:
+        click.echo(f"error: {error}", err=True)
+
+
+@click.command()
+@_plugin_option
+def schema(extra_plugins: Sequence[str]) -> None:
+    """Print the JSON Schema (draft 2020-12) of the config, with every installed plugin's options.
+
+    Point your editor at it: a first line ``# yaml-language-server: $schema=<path>``.
+    """
+    plugins = make_plugins(extra=extra_plugins)
+    if plugins.errors:
+        _report_plugin_errors(plugins)
+        raise SystemExit(1)
+    click.echo(json.dumps(merged_schema(plugins), indent=2, ensure_ascii=False))
+
+
+@click.command("plugins")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of text.")
+@_plugin_option
+def plugins_cmd(as_json: bool, extra_plugins: Sequence[str]) -> None:
+    """List loaded plugins, where each came from, and the component types it provides.
+
+    Exit status 1 when a plugin failed to load or two plugins claim the same type.
+    """
+    plugins = make_plugins(extra=extra_plugins)
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "plugins": [info.as_dict() for info in plugins.infos],
+                    "errors": [
+                        {"plugin": e.plugin, "distribution": e.distribution, "message": e.message}
+                        for e in plugins.errors
+                    ],
+                },
+                indent=2,
+            )
+        )
+    else:
+        for info in plugins.infos:
+            origin = info.distribution or "-"
+            if info.version:
+                origin += f" {info.version}"
+            click.echo(f"{info.name}  [{origin}]  source={info.source}  module={info.module}")
+            for kind in KINDS:
+                for key in info.provides.get(kind, []):
+                    cls = plugins.components(kind)[key]
+                    desc = f"  {cls.description}" if cls.description else ""
+                    click.echo(f"    {kind} {key}{desc}")
+        _report_plugin_errors(plugins)
+    if plugins.errors:
+        raise SystemExit(1)
+
+
+COMMANDS: list[click.Command] = [validate, schema, plugins_cmd]
