@@ -227,6 +227,12 @@ class SqliteStorage(Storage):
                 before, after = migrate(conn, self.migrations)
                 if before != after:
                     self._logger.info("%s: schema migrated from version %d to %d", path, before, after)
+                # Expiry is measured against the newest stored key (event time, not this
+                # machine's clock), the same reference add_event uses.
+                conn.execute(
+                    "DELETE FROM event_dedupe WHERE created_at < (SELECT MAX(created_at) FROM event_dedupe) - ?",
+                    (DEDUPE_SECONDS,),
+                )
             sync = str(self.options.get("synchronous", "normal")).upper()
             if sync not in ("NORMAL", "FULL"):
                 raise StorageError(f"storage option synchronous: expected normal or full, got {sync.lower()!r}")
