@@ -58,6 +58,11 @@ def _fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
     sys.exit(code)
 
 
+def _not_running(exc: DaemonNotRunning) -> NoReturn:
+    click.echo(str(exc), err=True)
+    sys.exit(EXIT_NOT_RUNNING)
+
+
 def _duration(_ctx: click.Context, param: click.Parameter, value: Any) -> float | None:
     if value is None:
         return None
@@ -146,7 +151,7 @@ class _Target:
             return self.client.request(cmd, **args)
         except DaemonNotRunning as exc:
             self.check_alive_without_socket()
-            _fail(str(exc), EXIT_NOT_RUNNING)
+            _not_running(exc)
         except ControlError as exc:
             _control_failure(exc)
 
@@ -521,7 +526,7 @@ def trigger_cmd(
                 sys.exit(_exit_code_of(done))
     except DaemonNotRunning as exc:
         target.check_alive_without_socket()
-        _fail(str(exc), EXIT_NOT_RUNNING)
+        _not_running(exc)
     except ControlError as exc:
         _control_failure(exc)
     except KeyboardInterrupt:
@@ -580,7 +585,7 @@ def stop_cmd(grace: float | None, state_dir: Path | None, config_path: Path | No
                 break
     except DaemonNotRunning as exc:
         target.check_alive_without_socket()
-        _fail(str(exc), EXIT_NOT_RUNNING)
+        _not_running(exc)
     except ControlError as exc:
         if exc.code not in ("closed",):
             _control_failure(exc)
@@ -608,7 +613,7 @@ def reload_cmd(state_dir: Path | None, config_path: Path | None, as_json: bool) 
         result = target.client.request("reload")
     except DaemonNotRunning as exc:
         target.check_alive_without_socket()
-        _fail(str(exc), EXIT_NOT_RUNNING)
+        _not_running(exc)
     except ControlError as exc:
         if as_json:
             _print_json({"reloaded": False, **exc.as_dict()})
@@ -732,7 +737,7 @@ def _follow(target: _Target, run_id: str) -> None:
             if _show_stream_message(message) is not None:
                 return
     except DaemonNotRunning as exc:
-        _fail(str(exc), EXIT_NOT_RUNNING)
+        _not_running(exc)
     except ControlError as exc:
         _control_failure(exc)
     except KeyboardInterrupt:
