@@ -361,6 +361,7 @@ class DockerExecutor(Executor):
         self._clients: dict[str | None, docker.DockerClient] = {}
         self._swept: set[str | None] = set()
         self._active: set[str] = set()
+        self._recovering: set[str] = set()
         self._lock = asyncio.Lock()
 
     # lifecycle --------------------------------------------------------------
@@ -369,7 +370,7 @@ class DockerExecutor(Executor):
         try:
             await self._client(None)
         except _Failure as exc:
-            self.context.logger.warning("docker executor: %s (attempts will fail until it answers)", exc)
+            self.context.logger.warning("docker executor: %s (jobs using this engine fail until it answers)", exc)
 
     async def stop(self) -> None:
         clients, self._clients = list(self._clients.values()), {}
@@ -422,7 +423,11 @@ class DockerExecutor(Executor):
             removed = []
             for container in client.containers.list(all=True, filters={"label": f"{LABEL_SCOPE}={self.scope}"}):
                 labels = container.labels or {}
-                if container.id in self._active or labels.get(LABEL_KEEP) == "true":
+                if (
+                    container.id in self._active
+                    or labels.get(LABEL_RUN_ID) in self._recovering
+                    or labels.get(LABEL_KEEP) == "true"
+                ):
                     continue
                 if container.status == "running" and (keep_runs is None or labels.get(LABEL_RUN_ID) in keep_runs):
                     continue
@@ -692,6 +697,14 @@ class DockerExecutor(Executor):
         the daemon was down gives its exit code: either way the result is returned.
         Otherwise the container is stopped and removed, and ``None`` returned.
         """
+        # Registered before the first await, so a sweep started by a new attempt spares it.
+        self._recovering.add(request.run_id)
+        try:
+            return await self._recover(request, attempt, reattach)
+        finally:
+            self._recovering.discard(request.run_id)
+
+    async def _recover(self, request: AttemptRequest, attempt: AttemptRecord, reattach: bool) -> AttemptResult | None:
         host = request.options.get("docker_host")
         try:
             client = await self._client(host)
