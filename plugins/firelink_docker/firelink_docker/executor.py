@@ -304,10 +304,6 @@ class DockerExecutor(Executor):
     @classmethod
     def check(cls, options: Mapping[str, Any], *, config_dir: Path | None = None) -> list[Problem]:
         problems: list[Problem] = []
-        known = set(cls.config_schema["properties"]) | {"type"}
-        for key in options:
-            if key not in known:
-                problems.append(Problem((key,), f"unknown docker executor option; expected one of {sorted(known - {'type'})}"))
 
         def deferred(value: Any) -> bool:
             # ${VAR} is interpolated when the daemon loads the config, after validation.
