@@ -77,7 +77,10 @@ _V1: Migration = (
     )""",
     "CREATE INDEX runs_by_job_created ON runs (job, created_at)",
     "CREATE INDEX runs_by_created ON runs (created_at)",
-    "CREATE INDEX runs_by_state ON runs (state)",
+    # Active runs (queued, waiting, running, retrying) are few among many finished ones:
+    # lists of them go through these (see SqliteStorage.list_runs).
+    "CREATE INDEX runs_by_state ON runs (state, created_at)",
+    "CREATE INDEX runs_by_job_state ON runs (job, state, created_at)",
     "CREATE INDEX runs_by_finished ON runs (finished_at)",
     """CREATE TABLE attempts (
         run_id TEXT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,

@@ -99,6 +99,9 @@ class MemoryStorage(Storage):
         self._events: dict[str, tuple[int, TriggerEvent]] = {}
         self._dedupe: dict[tuple[str, str], float] = {}
         self._runs: dict[str, tuple[int, RunRecord]] = {}
+        # Run ids by job and by state, so lists of one job's or of active runs stay cheap.
+        self._by_job: dict[str, dict[str, None]] = {}
+        self._by_state: dict[RunState, dict[str, None]] = {}
         self._attempts: dict[str, dict[int, AttemptRecord]] = {}
         self._last_fire: dict[str, float] = {}
         self._checkpoints: dict[tuple[str, str], str] = {}
@@ -106,6 +109,23 @@ class MemoryStorage(Storage):
     def _next_seq(self) -> int:
         self._seq += 1
         return self._seq
+
+    def _put_run(self, seq: int, run: RunRecord) -> None:
+        old = self._runs.get(run.id)
+        if old is not None:
+            self._unindex(old[1])
+        self._runs[run.id] = (seq, run)
+        self._by_job.setdefault(run.job, {})[run.id] = None
+        self._by_state.setdefault(run.state, {})[run.id] = None
+
+    def _unindex(self, run: RunRecord) -> None:
+        self._by_job[run.job].pop(run.id, None)
+        self._by_state[run.state].pop(run.id, None)
+
+    def _delete_run(self, run: RunRecord) -> None:
+        self._unindex(run)
+        del self._runs[run.id]
+        self._attempts.pop(run.id, None)
 
     async def open(self) -> None:
         return None
@@ -149,7 +169,7 @@ class MemoryStorage(Storage):
                 if consume_event not in self._events:
                     raise StorageConflict(f"event {consume_event!r} is no longer pending (already turned into a run?)")
                 del self._events[consume_event]
-            self._runs[stored.id] = (self._next_seq(), stored)
+            self._put_run(self._next_seq(), stored)
 
     async def claim_run(
         self, run_id: str, owner: str, *, from_states: Sequence[RunState] = (RunState.QUEUED,)
@@ -160,7 +180,7 @@ class MemoryStorage(Storage):
             if entry is None or entry[1].state not in allowed:
                 return None
             run = dataclasses.replace(entry[1], state=RunState.RUNNING, owner=owner)
-            self._runs[run_id] = (entry[0], run)
+            self._put_run(entry[0], run)
             return copy_run(run)
 
     async def update_run(self, run_id: str, **changes: Any) -> RunRecord:
@@ -170,7 +190,7 @@ class MemoryStorage(Storage):
             if entry is None:
                 raise KeyError(f"no run {run_id!r}")
             run = copy_run(dataclasses.replace(entry[1], **checked))
-            self._runs[run_id] = (entry[0], run)
+            self._put_run(entry[0], run)
             return copy_run(run)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
@@ -188,9 +208,15 @@ class MemoryStorage(Storage):
     ) -> list[RunRecord]:
         wanted = None if states is None else {RunState(state) for state in states}
         with self._lock:
+            if wanted is not None:
+                ids: Iterable[str] = [rid for state in wanted for rid in self._by_state.get(state, {})]
+            elif job is not None:
+                ids = list(self._by_job.get(job, {}))
+            else:
+                ids = list(self._runs)
             entries = [
                 (seq, run)
-                for seq, run in self._runs.values()
+                for seq, run in map(self._runs.__getitem__, ids)
                 if (job is None or run.job == job)
                 and (wanted is None or run.state in wanted)
                 and (finished_after is None or (run.finished_at is not None and run.finished_at > finished_after))
@@ -242,7 +268,11 @@ class MemoryStorage(Storage):
     async def prune_runs(self, job: str, *, keep_last: int | None, older_than: float | None) -> list[str]:
         with self._lock:
             finished = sorted(
-                (entry for entry in self._runs.values() if entry[1].job == job and entry[1].state in TERMINAL_STATES),
+                (
+                    entry
+                    for entry in map(self._runs.__getitem__, self._by_job.get(job, {}))
+                    if entry[1].state in TERMINAL_STATES
+                ),
                 key=lambda item: (item[1].created_at, item[0]),
                 reverse=True,
             )
@@ -251,10 +281,10 @@ class MemoryStorage(Storage):
             for run in doomed:
                 if run.log_path:
                     paths[run.log_path] = None
-                for attempt in self._attempts.pop(run.id, {}).values():
+                for attempt in self._attempts.get(run.id, {}).values():
                     if attempt.log_path:
                         paths[attempt.log_path] = None
-                del self._runs[run.id]
+                self._delete_run(run)
         return list(paths)
 
 

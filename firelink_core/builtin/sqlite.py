@@ -399,6 +399,10 @@ class SqliteStorage(Storage):
             where.append("finished_at > ?")
             params.append(finished_after)
         sql = _RUN_SELECT
+        if states is not None and not TERMINAL_STATES.intersection(map(RunState, states)):
+            # Without statistics on which states are rare the planner would walk every run
+            # of the job by date; active runs are few, so go straight to them.
+            sql += " INDEXED BY runs_by_job_state" if job is not None else " INDEXED BY runs_by_state"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, seq DESC LIMIT ?"

@@ -245,6 +245,25 @@ class StorageContract:
         assert ids(states=[]) == []
         assert ids("nobody") == []
 
+    def test_list_runs_by_state_follows_claims_and_updates(self, storage: Storage, run: Run[Any]) -> None:
+        for i, job in enumerate(["a", "b", "a", "b"]):
+            run(storage.create_run(run_record(f"r{i}", job=job, at=T0 + i)))
+        run(storage.claim_run("r0", "me"))
+        run(storage.claim_run("r1", "me"))
+        run(storage.update_run("r1", state=RunState.SUCCESS, finished_at=T0 + 9))
+        run(storage.update_run("r3", job="a"))
+
+        def ids(*args: Any, **kwargs: Any) -> list[str]:
+            return [r.id for r in run(storage.list_runs(*args, **kwargs))]
+
+        assert ids(states=[RunState.QUEUED]) == ["r3", "r2"]
+        assert ids(states=[RunState.RUNNING, RunState.QUEUED]) == ["r3", "r2", "r0"]
+        assert ids("a", states=[RunState.RUNNING, RunState.WAITING]) == ["r0"]
+        assert ids("a", states=[RunState.QUEUED]) == ["r3", "r2"]
+        assert ids("b") == ["r1"]
+        assert ids("b", states=[RunState.QUEUED]) == []
+        assert ids(states=[RunState.SUCCESS], finished_after=T0) == ["r1"]
+
     def test_list_runs_limit_keeps_the_newest(self, storage: Storage, run: Run[Any]) -> None:
         for i in range(120):
             run(storage.create_run(run_record(f"r{i:03d}", at=T0 + i)))
