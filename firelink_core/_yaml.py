@@ -15,6 +15,7 @@ except AttributeError:  # pragma: no cover - PyYAML built without libyaml
     _Loader = yaml.SafeLoader
 
 Path = tuple[str | int, ...]
+_STR_TAG = "tag:yaml.org,2002:str"
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,8 @@ class _Builder:
             return result
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
+        if node.tag == _STR_TAG:
+            return node.value  # the common case, without the constructor's bookkeeping
         return self.loader.construct_object(node, deep=True)
 
 
