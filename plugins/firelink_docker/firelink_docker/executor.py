@@ -23,7 +23,7 @@ from firelink_core.abc import (
     ExecutorContext,
     Problem,
 )
-from firelink_core.durations import format_duration
+from firelink_core.durations import format_duration, parse_size
 from firelink_core.logs import CappedLogWriter
 from firelink_core.records import AttemptRecord
 
@@ -56,8 +56,6 @@ LABEL_KEEP = "firelink.keep"
 _PULL_POLICIES = ("missing", "always", "never")
 # Docker refuses memory limits below 6 MiB; saying so at validation beats a failed run.
 _MIN_MEMORY = 6 * 1024 * 1024
-_MEMORY = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([bkmgt]?)(?:i?b)?\s*$", re.IGNORECASE)
-_MEMORY_UNITS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3, "t": 1024**4}
 _HOST_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://", "http://", "https://")
 # Docker container names allow [a-zA-Z0-9][a-zA-Z0-9_.-]*, which job names already follow.
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
@@ -68,19 +66,10 @@ _STRING_MAP = {"type": "object", "additionalProperties": {"type": ["string", "nu
 
 
 def parse_memory(value: str | int) -> int:
-    """Bytes in a memory size: ``256m``, ``1g``, ``512MiB``, ``1.5g`` or a number of bytes."""
-    if isinstance(value, bool):
-        raise ValueError(f"expected a size like 256m or 1g, got {value!r}")
-    if isinstance(value, int):
-        if value <= 0:
-            raise ValueError(f"expected a positive size, got {value!r}")
-        return value
-    match = _MEMORY.match(str(value))
-    if not match:
-        raise ValueError(f"expected a size like 256m, 1g or 512MiB, got {value!r}")
-    size = int(float(match.group(1)) * _MEMORY_UNITS[match.group(2).lower()])
+    """Bytes in a memory limit: ``256m``, ``1g``, ``512MiB`` (binary units, as Docker reads them)."""
+    size = parse_size(value)
     if size <= 0:
-        raise ValueError(f"expected a positive size, got {value!r}")
+        raise ValueError(f"expected a positive size like 256m or 1g, got {value!r}")
     return size
 
 

@@ -63,7 +63,7 @@ def test_bad_options_are_located(tmp_path):
         """,
     )
     expected = [
-        "7: expected a size like 256m",
+        "7: expected a size like",
         "8: expected host:container or host:container:ro, got 'nocolon'",
         "8: the container path must be absolute, got 'rel'",
         "9: must be an absolute path in the container",

@@ -17,13 +17,9 @@ from firelink_core.testing import run_engine, wait_for
 
 
 def config(image: str, host: str, jobs: str) -> str:
-    return textwrap.dedent(
-        f"""\
-        defaults:
-          executor: {{type: docker, image: {image}, docker_host: "{host}"}}
-        jobs:
-        """
-    ) + textwrap.indent(textwrap.dedent(jobs), "  ")
+    """A config of ``jobs``, where each ``EXECUTOR`` stands for the docker executor on the test engine."""
+    executor = f'executor: {{type: docker, image: {image}, docker_host: "{host}"}}'
+    return "jobs:\n" + textwrap.indent(textwrap.dedent(jobs).replace("EXECUTOR", executor), "  ")
 
 
 def test_event_variables_reach_the_container(docker_host, busybox_image, tmp_path, containers_of):
@@ -33,6 +29,7 @@ def test_event_variables_reach_the_container(docker_host, busybox_image, tmp_pat
         """\
         - name: show
           trigger: manual
+          EXECUTOR
           command: ["sh", "-c", "echo job=$FIRELINK_JOB attempt=$FIRELINK_ATTEMPT key=$KEY own=$OWN; echo \\"$FIRELINK_EVENT\\""]
           env: {OWN: mine}
         """,
@@ -92,6 +89,7 @@ def test_timeout_through_the_engine(docker_host, busybox_image, tmp_path, contai
         """\
         - name: slow
           trigger: manual
+          EXECUTOR
           timeout: 500ms
           kill_grace: 0s
           command: ["sleep", "60"]
@@ -188,6 +186,7 @@ def scope_containers(client, state_dir: Path) -> list:
 LONG = """\
 - name: long
   trigger: manual
+  EXECUTOR
   recovery: {recovery}
   kill_grace: 0s
   command: ["sh", "-c", "i=1; while [ $i -le {ticks} ]; do echo tick-$i; i=$((i+1)); sleep 0.2; done; exit 7"]
