@@ -317,6 +317,8 @@ class Engine:
         self.clock: Clock = clock or SystemClock()
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{_new_id()[:12]}"
         self.wakeups = 0
+        self.sleeping_until: float | None = None
+        """While the timer sleeps: the wall time it will wake at (None while busy)."""
         self.started_at = None
         self.notifier_failures = 0
         self.notify_timeout = NOTIFY_TIMEOUT
@@ -616,7 +618,11 @@ class Engine:
             delay = MAX_SLEEP
             if self._heap:
                 delay = min(max(self._heap[0][0] - self.clock.now(), 0.0), MAX_SLEEP)
-            await self._sleep(delay)
+            self.sleeping_until = self.clock.now() + delay
+            try:
+                await self._sleep(delay)
+            finally:
+                self.sleeping_until = None
             self.wakeups += 1
             wall, mono = self.clock.now(), self.clock.monotonic()
             if abs((wall - last_wall) - (mono - last_mono)) > JUMP_TOLERANCE:
@@ -691,6 +697,10 @@ class Engine:
         job = sched.trigger.context.job
         now = self.clock.now()
         last = await self.storage.get_last_fire(key)
+        if last is None and sched.next_due is not None:
+            # Planned but not fired yet (a clock step before the first fire): the planned
+            # fire counts as missed if the clock is past it.
+            last = sched.next_due.timestamp() - 1e-3
         if last is None:
             self._schedule_next(key, _utc(now))
             return

@@ -4,17 +4,26 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import types
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 from .._engine import Engine
-from ..abc import Clock, Storage
+from ..abc import Clock, Component, Executor, Notifier, Storage, Trigger
+from ..hookspecs import hookimpl
 from ..model import Config
-from ..plugins import Plugins, make_plugins
+from ..plugins import PluginInfo, Plugins, make_plugins
 from ..records import RunRecord
 from ._wait import async_wait_for
 
-__all__ = ["EngineHarness", "run_engine"]
+__all__ = ["EngineHarness", "run_engine", "plugins_with"]
+
+_HOOKS = (
+    (Trigger, "firelink_register_triggers"),
+    (Executor, "firelink_register_executors"),
+    (Storage, "firelink_register_storages"),
+    (Notifier, "firelink_register_notifiers"),
+)
 
 
 class EngineHarness:
@@ -104,3 +113,18 @@ async def run_engine(
     finally:
         await engine.stop(grace=grace)
 
+
+
+def plugins_with(*components: type[Component], name: str = "test-components") -> Plugins:
+    """The built-in plugins (and installed ones) plus ``components`` registered as one more plugin."""
+    by_hook: dict[str, list[type[Component]]] = {}
+    for cls in components:
+        hook = next(h for base, h in _HOOKS if issubclass(cls, base))
+        by_hook.setdefault(hook, []).append(cls)
+    namespace = {hook: hookimpl(specname=hook)(lambda classes=classes: list(classes)) for hook, classes in by_hook.items()}
+    plugin = types.SimpleNamespace(**namespace)
+    plugins = make_plugins(entry_points=True, env=True)
+    plugins.register_module(
+        plugin, PluginInfo(name=name, distribution=None, version=None, source="option", module=name)
+    )
+    return plugins
