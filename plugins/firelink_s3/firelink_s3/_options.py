@@ -26,6 +26,8 @@ _DURATION = {
 }
 _GLOBS = {"type": "array", "items": {"type": "string", "minLength": 1}}
 
+# URLs are checked by ``check_options`` rather than by schema patterns, whose failures read
+# as regular expressions; ``check`` names the problem ("no bucket name in ...").
 CONFIG_SCHEMA: dict[str, Any] = {
     "type": "object",
     "description": "Watch an S3 bucket prefix: by listing it every `poll`, or by reading the "
@@ -33,7 +35,6 @@ CONFIG_SCHEMA: dict[str, Any] = {
     "properties": {
         "source": {
             "type": "string",
-            "pattern": r"^s3://[^/]+(/.*)?$",
             "description": "s3://BUCKET/PREFIX: the bucket and the key prefix to watch (a plain "
             "S3 prefix: end it with / to watch a folder).",
         },
@@ -50,7 +51,6 @@ CONFIG_SCHEMA: dict[str, Any] = {
         },
         "endpoint_url": {
             "type": "string",
-            "pattern": r"^(https?://|\$\{)",
             "description": "An S3-compatible endpoint (MinIO, SeaweedFS, Ceph...); path-style "
             "addressing is used. Also used for SQS when `queue` is set. Default: AWS.",
         },
@@ -93,7 +93,6 @@ CONFIG_SCHEMA: dict[str, Any] = {
         },
         "queue": {
             "type": "string",
-            "pattern": r"^(https?://|\$\{)",
             "description": "Notification mode: URL of an SQS queue receiving this bucket's S3 "
             "event notifications (ObjectCreated). No listing at all; one queue per trigger.",
         },

@@ -290,6 +290,10 @@ class S3WatchTrigger(Trigger):
         response = await _in_thread(
             self._sqs.receive_message, QueueUrl=queue, WaitTimeSeconds=SQS_WAIT, MaxNumberOfMessages=10
         )
+        if self._problem is None:
+            # Reachable: say so now rather than after the first (up to 20 s) long poll. After a
+            # failure, recovery is declared only once the whole round (emit, delete) succeeded.
+            self._recovered()
         done: list[dict[str, str]] = []
         for message in response.get("Messages", ()):
             try:
