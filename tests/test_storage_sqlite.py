@@ -466,3 +466,22 @@ def test_list_runs_reads_through_an_index(tmp_path: Path, filters: dict[str, Any
     assert "SCAN runs " not in plan.replace("SCAN runs USING INDEX", "")
     if "states" not in filters:
         assert "TEMP B-TREE" not in plan
+
+
+def test_a_locked_database_is_a_clear_error_and_the_storage_recovers(tmp_path: Path) -> None:
+    path = tmp_path / "firelink.db"
+    storage = opened(path, busy_timeout=0)
+    ev = TriggerEvent(id="e1", job="a", trigger="manual", trigger_key="a#0", created_at=T0, dedupe_key="k")
+    blocker = raw(path)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StorageError, match="locked"):
+            asyncio.run(storage.add_event(ev))
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    try:
+        assert asyncio.run(storage.add_event(ev)) is True
+        assert asyncio.run(storage.pending_events()) == [ev]
+    finally:
+        close(storage)

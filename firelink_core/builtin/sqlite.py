@@ -285,7 +285,13 @@ class SqliteStorage(Storage):
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
-            conn.execute("COMMIT")
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                # Leave the connection usable for the next call whatever went wrong.
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise self._error(exc) from None
 
     def _error(self, exc: sqlite3.Error) -> StorageError:
         if self.readonly and "readonly" in str(exc):
