@@ -347,7 +347,7 @@ class DockerExecutor(Executor):
         self._swept: set[str | None] = set()
         self._active: set[str] = set()
         self._recovering: set[str] = set()
-        self._lock = asyncio.Lock()
+        self._locks: dict[str | None, asyncio.Lock] = {}
 
     # lifecycle --------------------------------------------------------------
     async def start(self) -> None:
@@ -363,7 +363,8 @@ class DockerExecutor(Executor):
             await asyncio.to_thread(client.close)
 
     async def _client(self, host: str | None) -> docker.DockerClient:
-        async with self._lock:
+        # One lock per engine: an unreachable engine (a long connect timeout) delays only its jobs.
+        async with self._locks.setdefault(host, asyncio.Lock()):
             client = self._clients.get(host)
             if client is None:
                 client = await _in_thread(self._connect, host, name="firelink-docker-connect")
