@@ -11,6 +11,7 @@ from watchdog.events import (
     DirDeletedEvent,
     DirModifiedEvent,
     DirMovedEvent,
+    FileAttribEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -32,7 +33,7 @@ Callback = Callable[[str, str, str, bool], None]
 # (opened, closed-without-write, the parent folder's own "modified").
 _FOLDER_EVENTS: list[type[FileSystemEvent]] = [
     FileCreatedEvent, FileModifiedEvent, FileClosedEvent, FileMovedEvent, FileDeletedEvent,
-    DirDeletedEvent, DirMovedEvent,
+    FileAttribEvent, DirDeletedEvent, DirMovedEvent,
 ]
 # Watching the nearest existing ancestor of a missing folder: any change of a child folder
 # (created, renamed in, permissions changed) may mean the folder can now be watched.

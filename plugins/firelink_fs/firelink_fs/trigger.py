@@ -103,10 +103,11 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "SMB and other network filesystems where inotify sees nothing. Default: inotify.",
         },
         "catchup": {
-            "type": "boolean",
+            "anyOf": [{"type": "boolean"}, {"enum": ["skip", "latest", "all"]}],
             "default": True,
-            "description": "At start, fire for the files that appeared while the daemon was down "
-            "(known from a checkpoint in storage).",
+            "description": "At start, fire for each file that appeared while the daemon was down "
+            "(known from a checkpoint in storage); skip (or false) does not. Unset, the job's "
+            "catchup applies (a job-level catchup: skip turns it off).",
         },
         "start_from": {
             "enum": ["now", "beginning"],
@@ -175,8 +176,15 @@ def _seconds(options: Mapping[str, Any], key: str, default: float | None) -> flo
     return default if value is None else parse_duration(value)
 
 
-def parse_options(options: Mapping[str, Any], config_dir: Path | None = None) -> FsOptions:
-    """Options (already schema-valid) to :class:`FsOptions`. Raises ``ValueError``."""
+def parse_options(
+    options: Mapping[str, Any], config_dir: Path | None = None, *, job_catchup: str = "latest"
+) -> FsOptions:
+    """Options (already schema-valid) to :class:`FsOptions`. Raises ``ValueError``.
+
+    ``job_catchup`` is the job's ``catchup``: with the one-trigger shorthand, ``catchup:``
+    written at the job level is the job's key, so it decides when the option is absent.
+    """
+    catchup = options.get("catchup", job_catchup)
     return FsOptions(
         root=resolve_source(str(options["source"]), config_dir),
         patterns=tuple(options.get("patterns", ("*",))),
@@ -187,7 +195,7 @@ def parse_options(options: Mapping[str, Any], config_dir: Path | None = None) ->
         batch=_seconds(options, "batch", 0.0) or 0.0,
         batch_max=int(options.get("batch_max", 500)),
         poll=_seconds(options, "poll", None) or None,
-        catchup=bool(options.get("catchup", True)),
+        catchup=catchup not in (False, "skip"),
         start_from=str(options.get("start_from", "now")),
     )
 
@@ -278,7 +286,7 @@ class FsWatchTrigger(Trigger):
 
     def __init__(self, spec: TriggerSpec, context: TriggerContext) -> None:
         super().__init__(spec, context)
-        self.opts = parse_options(spec.options, context.config_dir)
+        self.opts = parse_options(spec.options, context.config_dir, job_catchup=context.job.catchup)
         self.root = self.opts.root
         self._log = context.logger
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -457,6 +465,9 @@ class FsWatchTrigger(Trigger):
             self._touch(src, "created")
         elif kind in ("modified", "closed"):
             self._touch(src, "modified")
+        elif kind == "attrib":
+            # never fires, but a chmod changes the change time the checkpoint follows
+            self._touch(src, "attrib")
         elif kind == "moved":
             self._forget(src)
             self._touch(dest, "moved")
@@ -474,11 +485,10 @@ class FsWatchTrigger(Trigger):
         pending = self._pending.get(path)
         if pending is None:
             pending = self._pending[path] = _Pending(kind, fire, catchup)
-        else:
-            if pending.timer is not None:
-                pending.timer.cancel()
-            if fire and not pending.fire:
-                pending.kind, pending.fire = kind, True
+        elif pending.timer is not None:
+            # Still settling: the change is part of the first one (a created file being
+            # written fires once, as created).
+            pending.timer.cancel()
         settle = self.opts.effective_settle
         if settle > 0:
             assert self._loop is not None
