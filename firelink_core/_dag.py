@@ -32,7 +32,7 @@ class Dag:
             self.order: tuple[str, ...] = tuple(sorter.static_order())
         except graphlib.CycleError as exc:
             cycle = exc.args[1]
-            raise DagError("dependency cycle: " + " -> ".join(reversed(cycle))) from None
+            raise DagError("dependency cycle (upstream -> downstream): " + " -> ".join(cycle)) from None
         self._rank = {job: i for i, job in enumerate(self.order)}
 
     def ancestors(self, job: str) -> set[str]:

@@ -1010,7 +1010,8 @@ class Engine:
                 for run in list(self._waiting.get(name, {}).values()):
                     if "after_runs" not in run.options:
                         await self._evaluate_waiting(run)
-                if not job.triggers and job.enabled:
+                # Runs made for a 'with upstream' request feed that request, not automatic runs.
+                if not job.triggers and job.enabled and "request" not in finished.options:
                     await self._auto_run(job, finished)
 
     def _condition(self, job: JobSpec, since: float | None) -> tuple[str, str]:
@@ -1127,14 +1128,16 @@ class Engine:
         for name, ups in plan:
             member = self._jobs[name]
             fields = dict(base, id=ids[name], job=name)
+            options: dict[str, Any] = {}
             if name != job.name:
                 fields.update(event_id=None, env={}, parent_run=root_id, trigger="upstream", trigger_key=None)
+                options["request"] = root_id
             after = [ids[u] for u in ups]
-            run = RunRecord(**fields)
+            run = RunRecord(**fields, options=options)
             if after:
                 run.state = RunState.WAITING
                 run.reason = "waiting for upstream runs of this request"
-                run.options = {"after_runs": after}
+                options["after_runs"] = after
             else:
                 run.state = RunState.QUEUED
             try:
@@ -1400,6 +1403,19 @@ class Engine:
 
     def log_path(self, run: RunRecord) -> str | None:
         return run.log_path
+
+    async def wait_idle(self, timeout: float = 10.0) -> None:
+        """Wait until every queued event is dispatched and every follow-up (dependency
+        evaluation, retention) is done; runs may still be going. For tests and tools."""
+
+        async def settle() -> None:
+            while self._events or self._bg or self._wake.is_set() or self.sleeping_until is None:
+                if self._bg:
+                    await asyncio.gather(*list(self._bg), return_exceptions=True)
+                else:
+                    await asyncio.sleep(0.005)
+
+        await asyncio.wait_for(settle(), timeout)
 
 
 # --------------------------------------------------------------------------- helpers

@@ -53,6 +53,11 @@ class EngineHarness:
         """Trigger ``job`` and wait for its run."""
         return await self.wait_run(await self.trigger(job, env), timeout)
 
+    async def settle(self, timeout: float = 10) -> None:
+        """Wait until the engine dispatched every event and finished its follow-ups
+        (dependency evaluation, retention); use before asserting that something did NOT happen."""
+        await self.engine.wait_idle(timeout)
+
     async def runs(self, job: str | None = None) -> list[RunRecord]:
         """Every stored run (of ``job``), oldest first."""
         runs = await self.storage.list_runs(job, limit=None)
