@@ -159,7 +159,7 @@ class _Validator:
         self.fast: Callable[[Any], Any] | None = None
         if _fast_safe(flat):
             try:
-                self.fast = fastjsonschema.compile(flat, use_formats=False)
+                self.fast = fastjsonschema.compile(flat, use_formats=False, use_default=False, detailed_exceptions=False)
             except Exception:  # noqa: BLE001 - anything it cannot compile goes the slow way
                 self.fast = None
 

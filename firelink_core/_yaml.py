@@ -67,18 +67,23 @@ class _Builder:
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.loc.values[path] = _pos(node)
         if isinstance(node, yaml.MappingNode):
-            # Resolves ``<<: *anchor`` merge keys the way PyYAML's own constructor does.
+            own = sum(1 for k, _v in node.value if k.tag != "tag:yaml.org,2002:merge")
+            # Resolves ``<<: *anchor`` merge keys the way PyYAML's own constructor does: the
+            # merged pairs come first and the mapping's own keys override them.
             self.loader.flatten_mapping(node)
+            merged = len(node.value) - own
             result: dict[Any, Any] = {}
             first_seen: dict[Any, int] = {}
-            for key_node, value_node in node.value:
+            for position, (key_node, value_node) in enumerate(node.value):
                 line, col = _pos(key_node)
                 if not isinstance(key_node, yaml.ScalarNode):
                     self.loc.problems.append(YamlProblem(line, col, "a mapping key must be a plain value"))
                     continue
                 # Keys are names: ``on:`` stays "on" (YAML 1.1 would make it True), ``1:`` stays "1".
                 key = key_node.value
-                if key in first_seen:
+                if position == merged:
+                    first_seen.clear()  # own keys override merged ones
+                if position >= merged and key in first_seen:
                     self.loc.problems.append(
                         YamlProblem(line, col, f"duplicate key {key!r} (first on line {first_seen[key]})")
                     )
