@@ -126,27 +126,22 @@ class S3WatchTrigger(Trigger):
                 await clock.sleep(wait)
 
     def _degraded(self, exc: BaseException) -> None:
+        # The context logs each change of health once; retries with the same reason stay quiet.
         reason = self._describe(exc)
-        if reason != self._problem:
-            if self._problem is None and not _is_known(exc):
-                self.context.logger.exception("s3 watch %s: %s", self.settings.uri, reason)
-            else:
-                self.context.logger.warning("s3 watch %s: %s (retrying with backoff)", self.settings.uri, reason)
-            self._problem = reason
-            self._healthy = False
-            self.context.set_health("degraded", reason)
+        if reason == self._problem:
+            return
+        if not _is_known(exc):
+            self.context.logger.error("s3 watch %s: %s", self.settings.uri, reason, exc_info=exc)
+        self._problem = reason
+        self._healthy = False
+        self.context.set_health("degraded", reason)
 
     def _recovered(self) -> None:
         if self._healthy:
             return
-        if self._problem is not None:
-            self.context.logger.info("s3 watch %s: recovered (%s works again)", self.settings.uri, self._what())
         self._problem = None
         self._healthy = True
         self.context.set_health("ok")
-
-    def _what(self) -> str:
-        return f"queue {self.settings.queue}" if self.settings.queue else "listing"
 
     # clients -------------------------------------------------------------
     def _make_clients(self) -> tuple[Any, Any]:
