@@ -351,11 +351,11 @@ class DockerExecutor(Executor):
 
     # lifecycle --------------------------------------------------------------
     async def start(self) -> None:
-        """Connect to the default engine, if one answers (jobs may name their own ``docker_host``)."""
-        try:
-            await self._client(None)
-        except _Failure as exc:
-            self.context.logger.warning("docker executor: %s (jobs using this engine fail until it answers)", exc)
+        """Nothing to do yet: each engine is connected on first use.
+
+        Jobs may name their own ``docker_host``, so the executor cannot tell at start which
+        engines matter; an unreachable one is reported on each attempt that needs it.
+        """
 
     async def stop(self) -> None:
         clients, self._clients = list(self._clients.values()), {}

@@ -131,50 +131,46 @@ def test_missing_image_is_recorded_on_the_run(docker_host, tmp_path):
 # --------------------------------------------------------------------------- crash and restart
 
 
-DAEMON = textwrap.dedent(
-    """\
-    import asyncio, sys
-    from pathlib import Path
-    from firelink_core.testing import run_engine
+FIRELINK = [sys.executable, "-c", "from firelink_core.cli import main; main()"]
 
-    async def main():
-        text = Path(sys.argv[1]).read_text()
-        async with run_engine(text, Path(sys.argv[2])) as h:
-            run_id = await h.trigger("long")
-            Path(sys.argv[2], "run_id.tmp").write_text(run_id)
-            Path(sys.argv[2], "run_id.tmp").rename(Path(sys.argv[2], "run_id"))
-            await asyncio.Event().wait()
 
-    asyncio.run(main())
-    """
-)
+def firelink(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([*FIRELINK, *args], capture_output=True, text=True, timeout=60, **kwargs)
 
 
 def crashed_daemon(tmp_path: Path, text: str, containers_of) -> tuple[str, str]:
-    """Run an engine in a child process, start job ``long``, ``kill -9`` the process while its
-    container runs; return the run id and the container id."""
-    (tmp_path / "firelink.yaml").write_text(text)
-    script = tmp_path / "daemon.py"
-    script.write_text(DAEMON)
+    """Run ``firelink run`` on ``text``, trigger job ``long``, ``kill -9`` the daemon while
+    the job's container runs; return the run id and the container id."""
+    config_file = tmp_path / "firelink.yaml"
+    config_file.write_text(text)
+    daemon_log = open(tmp_path / "daemon.log", "wb")  # noqa: SIM115 - closed below
     proc = subprocess.Popen(
-        [sys.executable, str(script), str(tmp_path / "firelink.yaml"), str(tmp_path)],
+        [*FIRELINK, "run", "--state-dir", str(tmp_path), str(config_file)],
+        stdout=daemon_log,
+        stderr=subprocess.STDOUT,
     )
     try:
-        marker = tmp_path / "run_id"
-        wait_for(lambda: marker.exists() or proc.poll() is not None, 30, message="the child engine to start")
-        assert proc.poll() is None, f"the child engine exited with {proc.returncode}"
-        run_id = marker.read_text()
+        wait_for(
+            lambda: (tmp_path / "firelink.sock").exists() or proc.poll() is not None,
+            30,
+            message="the daemon's control socket",
+        )
+        assert proc.poll() is None, (tmp_path / "daemon.log").read_text()
+        triggered = firelink("trigger", "long", "--state-dir", str(tmp_path))
+        assert triggered.returncode == 0, triggered.stderr
+        run_id = triggered.stdout.strip()
         running = wait_for(
             lambda: [c for c in containers_of(run_id) if c.status == "running"],
             30,
             message="the job's container to run",
         )
-        # Output written by the crashed daemon must be in the log before the crash.
+        # Output the daemon wrote before the crash stays in the log.
         log = tmp_path / "logs" / "long" / f"{run_id}.1.log"
         wait_for(lambda: log.exists() and "tick-1" in log.read_text(), 30, message="first output")
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        daemon_log.close()
     return run_id, running[0].id
 
 
