@@ -408,7 +408,10 @@ class Daemon:
     async def stop(self, grace: float | None) -> None:
         """The control ``stop`` command: begin stopping, return when the engine stopped."""
         assert self._stopped is not None
-        self._begin_stop(self.grace if grace is None else grace)
+        grace = self.grace if grace is None else grace
+        if not self.stopping:
+            log.info("stop requested (firelink stop): running jobs get %s to finish", format_duration(grace))
+        self._begin_stop(grace)
         await self._stopped.wait()
 
     # reload ---------------------------------------------------------------

@@ -73,15 +73,9 @@ def _duration(_ctx: click.Context, param: click.Parameter, value: Any) -> float 
 
 
 def _config_errors(errors: Iterable[Any]) -> None:
-    from .. import config as config_mod
-
-    formatter = getattr(config_mod, "format_errors", None)
-    errors = list(errors)
-    if formatter is not None:
-        click.echo(formatter(errors), err=True)
-    else:
-        for error in errors:
-            click.echo(str(error), err=True)
+    """Print config problems the way ``firelink validate`` does: ``file:line:col: message``."""
+    for error in errors:
+        click.echo(str(error), err=True)
 
 
 def _load_config(path: Path, *, extra_plugins: tuple[str, ...] = (), state_dir: Path | None = None,
@@ -214,10 +208,15 @@ class _OfflineStorage:
         if cls is None:
             _fail(f"storage type {storage_type!r} is not installed")
 
+        if storage_type == "sqlite":
+            options["readonly"] = True  # a reader never migrates or creates the daemon's database
         context = _StorageContext(self.target.state_dir)
 
         async def main() -> Any:
             storage = cls(options, context)
+            db_path = getattr(storage, "path", None)
+            if isinstance(db_path, Path) and not db_path.exists():
+                return None  # the daemon never ran with this state directory
             await storage.open()
             try:
                 return await work(storage)
@@ -336,7 +335,7 @@ def run_cmd(
         pid = lock_holder(resolved_state)
         if pid:
             _fail(f"firelink is already running on state directory {resolved_state} (pid {pid})")
-        args = [str(config_path), "--state-dir", str(resolved_state), "--grace", str(grace),
+        args = [str(config_path), "--state-dir", str(resolved_state), "--grace", f"{grace}s",
                 "--log-format", log_format, "--log-level", log_level]
         for plugin in plugins:
             args += ["--plugin", plugin]
@@ -706,7 +705,7 @@ def logs_cmd(job: str, run_id: str | None, follow: bool, state_dir: Path | None,
         fetched = _OfflineStorage(target).run(fetch)
         run, attempts = fetched if fetched else (None, [])
         if run is None:
-            _fail(f"no run {run_id!r}" if run_id else f"job {job!r} has no runs")
+            _fail(f"no run {run_id!r}" if run_id else f"job {job!r} has not run yet")
     if run.job != job:
         _fail(f"run {run.id} belongs to job {run.job!r}, not {job!r}")
     if follow and not run.finished and up:
