@@ -1,0 +1,241 @@
+"""The engine's timer: schedule fires, catch-up after downtime, wall-clock jumps, idle wake-ups.
+
+These tests drive the timer with a ``FakeClock`` and a small schedule trigger defined here
+(fires at every multiple of ``seconds`` since the epoch), so they test the engine's timer
+and catch-up policy, not cron parsing (the cron and interval triggers have their own tests).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, ClassVar
+
+from firelink_core.abc import ScheduleTrigger
+from firelink_core.builtin.sqlite import SqliteStorage
+from firelink_core.records import RunState
+from firelink_core.testing import FakeClock, async_wait_for, run_engine
+from firelink_core.testing._harness import plugins_with
+
+T0 = 1_700_000_000.0
+"""FakeClock's start: 800 s past a whole hour (UTC)."""
+HOUR = 3600.0
+
+
+class EveryTrigger(ScheduleTrigger):
+    """Test schedule: fires at each multiple of ``seconds`` (epoch-aligned)."""
+
+    type_name = "every_test"
+    description = "Fires at every multiple of `seconds` since the epoch (tests only)."
+    config_schema: ClassVar[dict[str, Any]] = {
+        "type": "object",
+        "properties": {"seconds": {"type": "number", "description": "Period in seconds."}},
+        "required": ["seconds"],
+    }
+
+    def next_fire(self, after: datetime) -> datetime | None:
+        period = float(self.options["seconds"])
+        ts = after.timestamp()
+        return datetime.fromtimestamp((ts // period + 1) * period, timezone.utc)
+
+
+def aligned_after(ts: float, period: float = HOUR) -> float:
+    return (ts // period + 1) * period
+
+
+def cfg(text: str) -> str:
+    return textwrap.dedent(text)
+
+
+def schedule_job(catchup: str = "latest", extra: str = "") -> str:
+    return cfg(f"""
+        jobs:
+          - name: tick
+            trigger: every_test
+            seconds: 3600
+            catchup: {catchup}
+            command: ["true"]
+            overlap: allow
+            max_instances: 10
+            {extra}
+          - {{name: poke, trigger: manual, command: ["true"]}}
+    """)
+
+
+def test_schedule_fires_when_due_and_records_last_fire(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+
+    async def scenario() -> None:
+        async with run_engine(schedule_job(), tmp_path, clock=clock, plugins=plugins_with(EveryTrigger)) as h:
+            first_due = aligned_after(T0)
+            (status,) = [s for s in h.engine.status() if s.name == "tick"]
+            assert status.next_due == datetime.fromtimestamp(first_due, timezone.utc)
+            await h.settle()
+            assert await h.runs("tick") == []
+            await clock.advance(first_due - T0)
+            (run,) = await h.wait_runs("tick", 1)
+            assert run.scheduled_for == first_due and run.trigger == "every_test"
+            assert run.state is RunState.SUCCESS
+            assert await h.storage.get_last_fire("tick#0") == first_due
+            await clock.advance(HOUR)
+            runs = await h.wait_runs("tick", 2)
+            assert [r.scheduled_for for r in runs] == [first_due, first_due + HOUR]
+
+    asyncio.run(scenario())
+
+
+async def _seed_last_fire(tmp_path: Path, when: float) -> None:
+    from firelink_core._engine import _StorageContext
+    from firelink_core.model import Config
+
+    storage = SqliteStorage({}, _StorageContext(Config(state_dir=tmp_path)))
+    await storage.open()
+    await storage.set_last_fire("tick#0", when)
+    await storage.close()
+
+
+def _catch_up(tmp_path: Path, catchup: str, extra: str = "") -> list[float]:
+    """Runs made at start after a downtime: last fire 5 whole hours before T0's hour."""
+    clock = FakeClock(T0)
+    last = aligned_after(T0) - 6 * HOUR  # fires missed: last+1h .. last+5h (the latest is <= T0)
+
+    async def scenario() -> list[float]:
+        await _seed_last_fire(tmp_path, last)
+        async with run_engine(schedule_job(catchup, extra), tmp_path, clock=clock, plugins=plugins_with(EveryTrigger)) as h:
+            await h.settle()
+            runs = await h.runs("tick")
+            await async_wait_for(lambda: _all_finished(h, "tick"))
+            assert await h.storage.get_last_fire("tick#0") == last + 5 * HOUR
+            (status,) = [s for s in h.engine.status() if s.name == "tick"]
+            assert status.next_due == datetime.fromtimestamp(aligned_after(T0), timezone.utc)
+            return sorted(r.scheduled_for for r in runs)
+
+    return asyncio.run(scenario())
+
+
+async def _all_finished(h: Any, job: str) -> bool:
+    return all(r.finished for r in await h.runs(job))
+
+
+def test_catchup_latest_runs_once_for_all_missed(tmp_path: Path) -> None:
+    last = aligned_after(T0) - 6 * HOUR
+    assert _catch_up(tmp_path, "latest") == [last + 5 * HOUR]
+
+
+def test_catchup_all_runs_every_missed_fire(tmp_path: Path) -> None:
+    last = aligned_after(T0) - 6 * HOUR
+    assert _catch_up(tmp_path, "all") == [last + n * HOUR for n in range(1, 6)]
+
+
+def test_catchup_skip_runs_nothing(tmp_path: Path) -> None:
+    assert _catch_up(tmp_path, "skip") == []
+
+
+def test_misfire_grace_drops_old_fires(tmp_path: Path) -> None:
+    last = aligned_after(T0) - 6 * HOUR
+    assert _catch_up(tmp_path, "all", "misfire_grace: 2h") == [last + 4 * HOUR, last + 5 * HOUR]
+
+
+def test_first_start_catches_nothing_up(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+
+    async def scenario() -> None:
+        async with run_engine(schedule_job("all"), tmp_path, clock=clock, plugins=plugins_with(EveryTrigger)) as h:
+            await h.settle()
+            assert await h.runs("tick") == []
+            assert await h.storage.get_last_fire("tick#0") is None
+
+    asyncio.run(scenario())
+
+
+def test_wall_clock_jump_recomputes_schedules(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    first_due = aligned_after(T0)
+
+    async def scenario() -> None:
+        async with run_engine(schedule_job("latest"), tmp_path, clock=clock, plugins=plugins_with(EveryTrigger)) as h:
+            await h.settle()
+            # The wall clock steps 3 hours ahead (NTP step, resume): three planned fires are
+            # now in the past. The monotonic clock did not move, so the timer still sleeps;
+            # the next wake-up (here a manual run) must notice and apply catch-up 'latest'.
+            await clock.jump_wall(3 * HOUR)
+            await h.run("poke")
+            await h.settle()
+            await async_wait_for(lambda: _all_finished(h, "tick"))
+            runs = await h.runs("tick")
+            assert [r.scheduled_for for r in runs] == [first_due + 2 * HOUR]
+            assert runs[0].payload.get("catchup") is True
+            (status,) = [s for s in h.engine.status() if s.name == "tick"]
+            assert status.next_due == datetime.fromtimestamp(first_due + 3 * HOUR, timezone.utc)
+
+    asyncio.run(scenario())
+
+
+def test_wall_clock_stepping_back_does_not_fire_twice(tmp_path: Path) -> None:
+    clock = FakeClock(T0)
+    first_due = aligned_after(T0)
+
+    async def scenario() -> None:
+        async with run_engine(schedule_job("all"), tmp_path, clock=clock, plugins=plugins_with(EveryTrigger)) as h:
+            await clock.advance(first_due - T0)
+            await h.wait_runs("tick", 1)
+            await clock.jump_wall(-2 * HOUR)
+            await h.run("poke")
+            await clock.advance(HOUR)  # wall time is now back before first_due
+            await h.settle()
+            assert [r.scheduled_for for r in await h.runs("tick")] == [first_due]
+            (status,) = [s for s in h.engine.status() if s.name == "tick"]
+            assert status.next_due == datetime.fromtimestamp(first_due + HOUR, timezone.utc)
+
+    asyncio.run(scenario())
+
+
+def test_idle_engine_with_1000_schedules_does_not_wake(tmp_path: Path) -> None:
+    jobs = "\n".join(
+        f"  - {{name: j{i}, trigger: every_test, seconds: 7200, command: [\"true\"]}}" for i in range(1000)
+    )
+    clock = FakeClock(T0)
+    assert aligned_after(T0, 7200) - T0 > HOUR  # nothing due within the hour
+
+    async def scenario() -> None:
+        async with run_engine("jobs:\n" + jobs, tmp_path, clock=clock, plugins=plugins_with(EveryTrigger)) as h:
+            await h.settle()
+            before = h.engine.wakeups
+            for _ in range(60):
+                await clock.advance(60)
+            await h.settle()
+            assert h.engine.wakeups == before
+            assert await h.runs() == []
+            assert h.engine.sleeping_until > T0 + HOUR  # one sleep covers the whole hour
+
+    asyncio.run(scenario())
+
+
+def test_jitter_delays_the_fire_but_not_scheduled_for(tmp_path: Path) -> None:
+    class JitteryTrigger(EveryTrigger):
+        type_name = "jittery_test"
+
+        def jitter_for(self, due: datetime) -> float:
+            return 90.0
+
+    config = cfg("""
+        jobs:
+          - {name: tick, trigger: jittery_test, seconds: 3600, command: ["true"]}
+    """)
+    clock = FakeClock(T0)
+    first_due = aligned_after(T0)
+
+    async def scenario() -> None:
+        async with run_engine(config, tmp_path, clock=clock, plugins=plugins_with(JitteryTrigger)) as h:
+            await clock.advance(first_due - T0 + 30)
+            await h.settle()
+            assert await h.runs("tick") == []
+            await clock.advance(60)
+            (run,) = await h.wait_runs("tick", 1)
+            assert run.scheduled_for == first_due
+            assert run.created_at >= first_due + 90
+
+    asyncio.run(scenario())
+
