@@ -67,6 +67,12 @@ def child(script: str, *args: str) -> subprocess.Popen[str]:
     )
 
 
+def close_pipes(process: subprocess.Popen[str]) -> None:
+    for pipe in (process.stdin, process.stdout, process.stderr):
+        if pipe is not None:
+            pipe.close()
+
+
 def raw(path: Path) -> sqlite3.Connection:
     return sqlite3.connect(path, isolation_level=None)
 
@@ -215,9 +221,10 @@ def test_kill_9_while_writing_loses_no_acknowledged_event(tmp_path: Path) -> Non
         assert line, writer.stderr.read() if writer.stderr else "writer died"
         acknowledged.append(line.strip())
     os.kill(writer.pid, signal.SIGKILL)
-    rest, _ = writer.communicate()
-    acknowledged += rest.split()
-    assert writer.returncode == -signal.SIGKILL
+    assert writer.wait(timeout=60) == -signal.SIGKILL
+    # Read through the same buffered reader: lines it already holds count too.
+    acknowledged += writer.stdout.read().split()
+    close_pipes(writer)
 
     storage = opened(path)
     try:
@@ -262,9 +269,12 @@ def test_claims_from_two_processes_on_one_file_never_overlap(tmp_path: Path) -> 
         assert daemon.stdin is not None
         daemon.stdin.write("go\n")
         daemon.stdin.flush()
-    results = [daemon.communicate(timeout=60) for daemon in daemons]
-    assert [daemon.returncode for daemon in daemons] == [0, 0], [err for _, err in results]
-    won = [set(out.split()) for out, _ in results]
+    outputs = [daemon.stdout.read() for daemon in daemons]
+    errors = [daemon.stderr.read() if daemon.stderr else "" for daemon in daemons]
+    assert [daemon.wait(timeout=60) for daemon in daemons] == [0, 0], errors
+    for daemon in daemons:
+        close_pipes(daemon)
+    won = [set(out.split()) for out in outputs]
     assert not won[0] & won[1]
     assert won[0] | won[1] == {f"r{i}" for i in range(count)}
 
