@@ -495,3 +495,16 @@ def test_a_locked_database_is_a_clear_error_and_the_storage_recovers(tmp_path: P
         assert asyncio.run(storage.pending_events()) == [ev]
     finally:
         close(storage)
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [({"synchronous": "off"}, "synchronous: expected normal or full"), ({"busy_timeout": "soon"}, "busy_timeout")],
+)
+def test_bad_options_are_refused_before_touching_the_disk(
+    tmp_path: Path, options: dict[str, Any], message: str
+) -> None:
+    storage = SqliteStorage(options, BasicStorageContext(tmp_path / "state"))
+    with pytest.raises(StorageError, match=message):
+        asyncio.run(storage.open())
+    assert not (tmp_path / "state").exists()

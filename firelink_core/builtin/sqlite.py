@@ -186,6 +186,13 @@ class SqliteStorage(Storage):
 
     def _connect(self) -> sqlite3.Connection:
         path = self.path
+        try:
+            busy = parse_duration(self.options.get("busy_timeout", "5s"))
+        except ValueError as exc:
+            raise StorageError(f"storage option busy_timeout: {exc}") from None
+        sync = str(self.options.get("synchronous", "normal")).upper()
+        if sync not in ("NORMAL", "FULL"):
+            raise StorageError(f"storage option synchronous: expected normal or full, got {sync.lower()!r}")
         existed = path.exists()
         if self.readonly and not existed:
             raise StorageError(f"no firelink database at {path} (has the daemon ever run with this config?)")
@@ -195,10 +202,6 @@ class SqliteStorage(Storage):
             path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
             os.close(fd)
-        try:
-            busy = parse_duration(self.options.get("busy_timeout", "5s"))
-        except ValueError as exc:
-            raise StorageError(f"storage option busy_timeout: {exc}") from None
         try:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=256)
         except sqlite3.Error as exc:
@@ -233,9 +236,6 @@ class SqliteStorage(Storage):
                     "DELETE FROM event_dedupe WHERE created_at < (SELECT MAX(created_at) FROM event_dedupe) - ?",
                     (DEDUPE_SECONDS,),
                 )
-            sync = str(self.options.get("synchronous", "normal")).upper()
-            if sync not in ("NORMAL", "FULL"):
-                raise StorageError(f"storage option synchronous: expected normal or full, got {sync.lower()!r}")
             conn.execute(f"PRAGMA synchronous = {sync}")
             conn.execute("PRAGMA foreign_keys = ON")
         except StorageError:
