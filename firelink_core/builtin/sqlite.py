@@ -93,6 +93,9 @@ def _attempt_from_row(row: Sequence[Any]) -> AttemptRecord:
 
 
 def _column_value(name: str, value: Any) -> Any:
+    if name == "env":
+        # Environment variables are strings; store them as the job will see them.
+        return _dumps({str(key): str(val) for key, val in value.items()})
     if name in _JSON_COLUMNS:
         return _dumps(dict(value) if isinstance(value, Mapping) else value)
     if name == "state":
