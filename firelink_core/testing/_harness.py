@@ -89,7 +89,9 @@ def _as_config(config_or_yaml: Config | str, tmp_path: Path, plugins: Plugins | 
 
         config_file = tmp_path / "firelink.yaml"
         config_file.write_text(config_or_yaml)
-        config, loaded = parse_config(config_or_yaml, str(config_file), plugins=plugins, state_dir=tmp_path)
+        config, loaded = parse_config(
+            config_or_yaml, str(config_file), plugins=plugins, state_dir=tmp_path, interpolate=True
+        )
         return dataclasses.replace(config, state_dir=tmp_path), loaded
     if plugins is None:
         plugins = make_plugins(config_plugins=config_or_yaml.plugins, entry_points=True, env=False)
