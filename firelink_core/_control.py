@@ -156,10 +156,18 @@ async def follow_run(
     cursors: dict[int, tuple[_LogCursor, Any]] = {}
     done_waiter = asyncio.ensure_future(engine.wait_run(run_id))
     try:
+        run: RunRecord | None = None
+        attempts: list[AttemptRecord] = []
         while True:
             finished = done_waiter.done()
-            run = await storage.get_run(run_id)
-            attempts = await storage.list_attempts(run_id) if run is not None else []
+            try:
+                run = await storage.get_run(run_id)
+                attempts = await storage.list_attempts(run_id) if run is not None else []
+            except Exception:
+                # Storage closes when the daemon stops; the run's end is already known,
+                # so drain the logs already found rather than fail the client.
+                if not finished:
+                    raise
             for attempt in sorted(attempts, key=lambda a: a.number):
                 entry = cursors.get(attempt.number)
                 if entry is None:

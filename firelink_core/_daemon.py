@@ -22,6 +22,8 @@ from typing import IO, Any
 
 from . import __version__
 from ._control import SOCKET_NAME, ControlClient, ControlError, ControlServer, DaemonNotRunning
+from ._engine import EngineError
+from .abc import StorageError
 from .durations import format_duration
 from .model import Config
 from .plugins import Plugins
@@ -79,7 +81,7 @@ def config_state_dir(config_path: Path) -> Path:
 
 
 def ensure_state_dir(path: Path) -> Path:
-    """Create the state directory owner-only (0700); warn if an existing one is wider open."""
+    """Create the state directory owner-only (0700); an existing one is left as it is."""
     path = path.expanduser().absolute()
     if not path.exists():
         path.mkdir(parents=True, mode=0o700)
@@ -87,13 +89,15 @@ def ensure_state_dir(path: Path) -> Path:
         os.chmod(path, 0o700)
     elif not path.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "the state directory is not a directory", str(path))
-    else:
-        mode = path.stat().st_mode & 0o777
-        if mode & 0o077:
-            log.warning(
-                "state directory %s is accessible to other users (mode %03o); consider chmod 700", path, mode
-            )
     return path
+
+
+def state_dir_warning(path: Path) -> str | None:
+    """A warning when other users can enter the state directory (runs, logs, the socket)."""
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        return f"state directory {path} is accessible to other users (mode {mode:03o}); consider chmod 700"
+    return None
 
 
 # --------------------------------------------------------------------------- lock
@@ -247,6 +251,8 @@ def setup_logging(fmt: str = "text", level: str = "info", *, file: Path | None =
 
 ConfigLoader = Callable[[], "tuple[Config, Plugins]"]
 
+_EXPECTED_START_ERRORS: tuple[type[BaseException], ...] = (StorageError, EngineError, OSError)
+
 
 class Daemon:
     """One ``firelink run``: an engine, the control server, signal handling and reload."""
@@ -311,8 +317,13 @@ class Daemon:
         try:
             self.engine = self._engine_factory(self.config, self.plugins)
             await self.engine.start()
+        except _EXPECTED_START_ERRORS as exc:
+            # A damaged database, an unusable state directory, an executor that cannot
+            # start: the message says it all, a traceback would only hide it.
+            log.error("firelink could not start: %s", _describe(exc))
+            return 1
         except Exception:
-            log.exception("firelink could not start")
+            log.exception("firelink could not start: unexpected error")
             await self._emergency_stop()
             return 1
         try:
@@ -442,7 +453,11 @@ class Daemon:
                 message = f"{problem}: restart firelink to apply it; the running config is kept"
                 log.error("reload rejected: %s", message)
                 raise ControlError("restart-required", message)
-            result = await self.engine.reload(config)
+            try:
+                result = await self.engine.reload(config)
+            except Exception as exc:
+                log.exception("reload failed while applying the new config")
+                raise ControlError("reload-failed", f"applying the new config failed: {_describe(exc)}") from None
             self.config = config
             summary = {
                 "added": list(result.added),
@@ -467,6 +482,12 @@ class Daemon:
         if tuple(new.plugins) != tuple(old.plugins):
             return "plugins changed"
         return None
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.strerror or exc}: {exc.filename}"
+    return str(exc) or type(exc).__name__
 
 
 def _count(n: int, word: str) -> str:
@@ -509,6 +530,9 @@ def run_daemon(
             (state_dir / SOCKET_NAME).unlink()
         pid_file.write_text(f"{os.getpid()}\n")
         setup_logging(log_format, log_level, file=state_dir / LOG_NAME if log_to_file else None)
+        warning = state_dir_warning(state_dir)
+        if warning:
+            log.warning(warning)
         daemon = Daemon(config, plugins, config_path=config_path, reload_config=reload_config, grace=grace)
         try:
             return asyncio.run(daemon.serve())

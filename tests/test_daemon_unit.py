@@ -176,3 +176,35 @@ def test_run_missing_config_is_a_usage_error(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "does not exist" in result.stderr
 
+
+
+def test_run_with_a_damaged_database_says_so_without_traceback(tmp_path: Path) -> None:
+    config = tmp_path / "firelink.yaml"
+    config.write_text("jobs:\n  - name: a\n    trigger: manual\n    command: ['true']\n")
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    damaged = b"this is not a database" * 100
+    (state / "firelink.db").write_bytes(damaged)
+    result = firelink("run", str(config), "--state-dir", str(state))
+    assert result.returncode == 1
+    assert "firelink could not start" in result.stderr
+    assert "firelink.db" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert (state / "firelink.db").read_bytes() == damaged  # nothing overwritten
+    assert not (state / "firelink.sock").exists()
+    assert lock_holder(state) is None
+
+
+def test_shell_completion_offers_job_names_from_the_config(tmp_path: Path) -> None:
+    (tmp_path / "firelink.yaml").write_text(
+        "state_dir: ./state\njobs:\n"
+        "  - {name: nightly, trigger: manual, command: ['true']}\n"
+        "  - {name: notify, trigger: manual, command: ['true']}\n"
+        "  - {name: hourly, trigger: manual, command: ['true']}\n"
+    )
+    result = firelink(
+        cwd=tmp_path,
+        env={"_FIRELINK_COMPLETE": "bash_complete", "COMP_WORDS": "firelink trigger n", "COMP_CWORD": "2"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert sorted(result.stdout.split()) == ["plain,nightly", "plain,notify"]

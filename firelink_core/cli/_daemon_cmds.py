@@ -235,6 +235,24 @@ class _StorageContext(StorageContext):
         self.logger = logging.getLogger("firelink.storage")
 
 
+def _complete_jobs(ctx: click.Context, _param: click.Parameter, incomplete: str) -> list[str]:
+    """Job names for shell completion: from the running daemon, else from the config."""
+    try:
+        target = _Target(ctx.params.get("state_dir"), ctx.params.get("config_path"))
+        target.client.timeout = 2.0
+        try:
+            names = [job["name"] for job in target.client.request("status")["jobs"]]
+        except (DaemonNotRunning, ControlError):
+            if target.config_path is None:
+                return []
+            from ..config import load_config
+
+            names = list(load_config(target.config_path, interpolate=False)[0].job_names)
+    except Exception:  # completion must never print a traceback into the user's shell
+        return []
+    return [name for name in names if name.startswith(incomplete)]
+
+
 # --------------------------------------------------------------------------- formatting
 
 
@@ -475,7 +493,7 @@ def _parse_env(values: tuple[str, ...]) -> dict[str, str]:
 
 
 @click.command("trigger")
-@click.argument("job")
+@click.argument("job", shell_complete=_complete_jobs)
 @click.option("--wait", is_flag=True, help="Stream the run's log and exit with the job's exit code.")
 @click.option("--with-upstream", is_flag=True, help="Run the job's depends_on jobs first.")
 @click.option("--env", "env_items", multiple=True, metavar="KEY=VALUE", help="Extra variables for the job (repeatable).")
@@ -632,7 +650,7 @@ def reload_cmd(state_dir: Path | None, config_path: Path | None, as_json: bool) 
 
 
 @click.command("runs")
-@click.argument("job", required=False)
+@click.argument("job", required=False, shell_complete=_complete_jobs)
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--state", "states", multiple=True, type=click.Choice([s.value for s in RunState]),
               help="Only runs in this state (repeatable).")
@@ -673,7 +691,7 @@ def runs_cmd(
 
 
 @click.command("logs")
-@click.argument("job")
+@click.argument("job", shell_complete=_complete_jobs)
 @click.argument("run_id", required=False)
 @click.option("-f", "--follow", is_flag=True, help="Keep printing output until the run finishes.")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), envvar="FIRELINK_STATE_DIR",
