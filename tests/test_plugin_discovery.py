@@ -1,0 +1,280 @@
+"""Third-party plugins found for real: a throwaway distribution built and pip-installed into a
+temporary folder, import paths from --plugin / FIRELINK_PLUGINS / the config's ``plugins:``,
+load errors and name clashes reported clearly."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import types
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from firelink_core import hookimpl
+from firelink_core.abc import Trigger
+from firelink_core.cli import main
+from firelink_core.config import validate_text
+from firelink_core.testing import fresh_plugins
+
+TESTS = Path(__file__).parent
+FIRELINK = Path(sys.executable).parent / "firelink"
+
+PLUGIN_MODULE = '''
+"""firelink-acme: a trigger fired by messages of the ACME queue."""
+from firelink_core import hookimpl
+from firelink_core.abc import Problem, Trigger
+
+
+class AcmeQueueTrigger(Trigger):
+    type_name = "acme_queue"
+    description = "Messages of an ACME queue"
+    config_schema = {
+        "type": "object",
+        "properties": {
+            "queue": {"type": "string", "description": "Queue name."},
+            "batch": {"type": "integer", "minimum": 1, "default": 1, "description": "Messages per run."},
+        },
+        "required": ["queue"],
+    }
+
+    @classmethod
+    def check(cls, options, *, config_dir=None):
+        if " " in options.get("queue", ""):
+            return [Problem(("queue",), "a queue name has no spaces")]
+        return []
+
+    async def start(self):
+        pass
+
+    async def stop(self):
+        pass
+
+
+@hookimpl
+def firelink_register_triggers():
+    return [AcmeQueueTrigger]
+'''
+
+
+def _distribution(root: Path, name: str, module: str, body: str) -> Path:
+    src = root / name
+    (src / module).mkdir(parents=True)
+    (src / module / "__init__.py").write_text("")
+    (src / module / "plugin.py").write_text(body)
+    (src / "pyproject.toml").write_text(
+        textwrap.dedent(
+            f"""\
+            [build-system]
+            requires = ["setuptools>=64"]
+            build-backend = "setuptools.build_meta"
+
+            [project]
+            name = "{name}"
+            version = "1.2.3"
+
+            [project.entry-points.firelink]
+            {module.split("_", 1)[1]} = "{module}.plugin"
+
+            [tool.setuptools]
+            packages = ["{module}"]
+            """
+        )
+    )
+    return src
+
+
+def _pip_install(src: Path, target: Path) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--no-index", "--target", str(target), str(src)],
+        check=True, capture_output=True, text=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two throwaway distributions, each pip-installed into its own folder (not the venv)."""
+    root = tmp_path_factory.mktemp("dists")
+    good = root / "site-good"
+    broken = root / "site-broken"
+    _pip_install(_distribution(root, "firelink-acme", "firelink_acme", PLUGIN_MODULE), good)
+    _pip_install(
+        _distribution(root, "firelink-broken", "firelink_broken", "import no_such_dependency_for_firelink\n"),
+        broken,
+    )
+    return {"good": good, "broken": broken}
+
+
+def _firelink(*args: str, pythonpath: list[Path], cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if k != "FIRELINK_PLUGINS"}
+    # The stand-ins fill in built-ins still being written (see test_config_standins.py).
+    environ["PYTHONPATH"] = os.pathsep.join(str(p) for p in [*pythonpath, TESTS])
+    environ.update(env)
+    return subprocess.run(
+        [str(FIRELINK), *args], capture_output=True, text=True, env=environ, cwd=cwd, timeout=120
+    )
+
+
+def test_installed_distribution_is_listed_merged_and_validated(installed: dict[str, Path], tmp_path: Path) -> None:
+    site = [installed["good"]]
+    listing = _firelink("plugins", "--json", pythonpath=site)
+    report = json.loads(listing.stdout)
+    [acme] = [p for p in report["plugins"] if p["distribution"] == "firelink-acme"]
+    assert acme == {
+        "name": "acme",
+        "distribution": "firelink-acme",
+        "version": "1.2.3",
+        "source": "entry-point",
+        "module": "firelink_acme.plugin",
+        "provides": {"trigger": ["acme_queue"]},
+    }
+    text = _firelink("plugins", pythonpath=site).stdout
+    assert "acme  [firelink-acme 1.2.3]  source=entry-point" in text
+    assert "    trigger acme_queue  Messages of an ACME queue" in text
+
+    schema = json.loads(_firelink("schema", "--plugin", "test_config_standins", pythonpath=site).stdout)
+    assert "acme_queue" in schema["$defs"]["trigger_type"]["enum"]
+    assert schema["$defs"]["trigger.acme_queue"]["required"] == ["queue"]
+
+    good = tmp_path / "good.yaml"
+    good.write_text("jobs:\n  - name: orders\n    trigger: acme_queue\n    queue: orders\n    batch: 10\n")
+    result = _firelink("validate", "--plugin", "test_config_standins", str(good), pythonpath=site)
+    assert (result.returncode, result.stdout) == (0, f"{good}: valid\n"), result.stderr
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "jobs:\n  - name: orders\n    trigger: acme_queue\n    queu: orders\n"
+        "  - name: refunds\n    trigger: acme_queue\n    queue: the refunds\n    batch: 0\n"
+    )
+    result = _firelink("validate", "--plugin", "test_config_standins", str(bad), pythonpath=site)
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f"{bad}:4:5: job 'orders': unknown key 'queu' in job 'orders' (did you mean 'queue'?)",
+        f"{bad}:8:12: job 'refunds': expected at least 1, got 0",
+    ]
+    # The plugin's check() runs once its schema passes.
+    bad.write_text("jobs:\n  - name: refunds\n    trigger: acme_queue\n    queue: the refunds\n")
+    result = _firelink("validate", "--plugin", "test_config_standins", str(bad), pythonpath=site)
+    assert result.stdout == f"{bad}:4:12: job 'refunds': a queue name has no spaces\n"
+
+    # Without the distribution, the type is unknown.
+    result = _firelink("validate", "--plugin", "test_config_standins", str(good), pythonpath=[])
+    assert result.returncode == 1
+    assert "3:14: job 'orders': unknown trigger type 'acme_queue'" in result.stdout
+
+
+def test_plugin_that_fails_to_import_names_plugin_and_distribution(installed: dict[str, Path], tmp_path: Path) -> None:
+    site = [installed["broken"]]
+    result = _firelink("plugins", pythonpath=site)
+    assert result.returncode == 1
+    assert (
+        "error: plugin 'broken' (distribution firelink-broken): cannot be imported (firelink_broken.plugin): "
+        "ModuleNotFoundError: No module named 'no_such_dependency_for_firelink'"
+    ) in result.stderr
+    assert "Traceback" not in result.stderr
+    config = tmp_path / "c.yaml"
+    config.write_text("jobs: []\n")
+    result = _firelink("validate", str(config), pythonpath=site)
+    assert result.returncode == 1
+    assert result.stdout.startswith(f"{config}: plugin 'broken' (distribution firelink-broken): cannot be imported")
+
+
+INHOUSE = '''
+from firelink_core import hookimpl
+from firelink_core.abc import Trigger
+
+
+class InhouseTrigger(Trigger):
+    type_name = "inhouse_{n}"
+    config_schema = {{"type": "object", "properties": {{"topic": {{"type": "string", "description": "Topic."}}}}}}
+
+    async def start(self):
+        pass
+
+    async def stop(self):
+        pass
+
+
+@hookimpl
+def firelink_register_triggers():
+    return [InhouseTrigger]
+'''
+
+
+@pytest.fixture
+def inhouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest) -> str:
+    """An unpackaged in-house plugin module on sys.path; its name is unique per test."""
+    name = f"inhouse_{request.node.name.replace('[', '_').replace(']', '').replace('-', '_')}"
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / f"{name}.py").write_text(INHOUSE.format(n=name))
+    monkeypatch.syspath_prepend(str(tmp_path / "lib"))
+    monkeypatch.syspath_prepend(str(TESTS))
+    monkeypatch.delenv("FIRELINK_PLUGINS", raising=False)
+    return name
+
+
+def _config(tmp_path: Path, trigger: str, plugins: str = "") -> Path:
+    path = tmp_path / "c.yaml"
+    path.write_text(f"{plugins}jobs:\n  - name: a\n    trigger: inhouse_{trigger}\n    topic: t\n")
+    return path
+
+
+def test_import_path_from_the_config(inhouse: str, tmp_path: Path) -> None:
+    path = _config(tmp_path, inhouse, f"plugins: [{inhouse}]\n")
+    result = CliRunner().invoke(main, ["validate", "--plugin", "test_config_standins", str(path)])
+    assert result.exit_code == 0, result.output
+
+
+def test_import_path_from_the_option(inhouse: str, tmp_path: Path) -> None:
+    path = _config(tmp_path, inhouse)
+    result = CliRunner().invoke(main, ["validate", "--plugin", "test_config_standins", str(path)])
+    assert result.exit_code == 1 and f"unknown trigger type 'inhouse_{inhouse}'" in result.output
+    result = CliRunner().invoke(main, ["validate", "--plugin", "test_config_standins", "--plugin", inhouse, str(path)])
+    assert result.exit_code == 0, result.output
+
+
+def test_import_path_from_the_environment(inhouse: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _config(tmp_path, inhouse)
+    monkeypatch.setenv("FIRELINK_PLUGINS", f"test_config_standins,{inhouse}")
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 0, result.output
+    listing = json.loads(CliRunner().invoke(main, ["plugins", "--json"]).stdout)
+    [info] = [p for p in listing["plugins"] if p["name"] == inhouse]
+    assert info["source"] == "env" and info["provides"] == {"trigger": [f"inhouse_{inhouse}"]}
+
+
+def test_missing_config_plugin_is_located_at_its_entry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("FIRELINK_PLUGINS", raising=False)
+    path = tmp_path / "c.yaml"
+    path.write_text("plugins:\n  - my_company.no_such_plugin\njobs: []\n")
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert result.stdout.startswith(
+        f"{path}:2:5: plugin 'my_company.no_such_plugin': cannot be imported: ModuleNotFoundError"
+    )
+
+
+def _claiming(name: str) -> types.ModuleType:
+    module = types.ModuleType(name)
+
+    class Claim(Trigger):
+        type_name = "cron"
+
+    module.firelink_register_triggers = hookimpl(lambda: [Claim])  # type: ignore[attr-defined]
+    return module
+
+
+def test_a_type_claimed_twice_names_both_plugins() -> None:
+    plugins = fresh_plugins(_claiming("first_claim"), _claiming("second_claim"), builtins=False)
+    [error] = plugins.errors
+    others = {"first_claim", "second_claim"} - {error.plugin}
+    assert len(others) == 1  # the error names one plugin, its message the other
+    assert f"trigger type 'cron' is already provided by plugin {others.pop()!r}" in error.message
+    [reported] = validate_text("jobs: []\n", "c.yaml", plugins=plugins)
+    assert (reported.file, reported.code) == ("c.yaml", "plugin")
+    assert "'second_claim'" in reported.message and "'first_claim'" in reported.message
