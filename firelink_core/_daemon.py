@@ -281,7 +281,6 @@ class Daemon:
         self.engine: Any = None
         self.stopping = False
         self.started_at: float | None = None
-        self._stop_requested: asyncio.Event | None = None
         self._stopped: asyncio.Event | None = None
         self._stop_grace: float | None = None
         self._stop_tasks: list[asyncio.Task[None]] = []
@@ -305,7 +304,6 @@ class Daemon:
     async def serve(self) -> int:
         """Run until stopped; return the process exit code."""
         loop = asyncio.get_running_loop()
-        self._stop_requested = asyncio.Event()
         self._stopped = asyncio.Event()
         self._reload_lock = asyncio.Lock()
         self._install_signals(loop)
@@ -388,9 +386,7 @@ class Daemon:
             await self.reload()
 
     def _begin_stop(self, grace: float) -> None:
-        assert self._stop_requested is not None
         self.stopping = True
-        self._stop_requested.set()
         if self._stop_grace is not None and grace >= self._stop_grace:
             return
         self._stop_grace = grace

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import stat
 from pathlib import Path
 
@@ -312,3 +313,31 @@ def test_json_log_lines_parse(daemon) -> None:
     assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)
     messages = " ".join(line["message"] for line in lines)
     assert "running (pid" in messages and "stopped" in messages
+
+
+def test_the_control_protocol_is_newline_delimited_json(daemon) -> None:
+    basic(daemon)
+    daemon.start()
+
+    def exchange(line: bytes) -> list[dict]:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
+            sock.settimeout(30)
+            sock.connect(str(daemon.state_dir / "firelink.sock"))
+            sock.sendall(line)
+            sock.shutdown(socket.SHUT_WR)
+            data = b""
+            while chunk := sock.recv(65536):
+                data += chunk
+        return [json.loads(part) for part in data.splitlines()]
+
+    assert exchange(b"not json\n")[0]["error"]["code"] == "bad-request"
+    assert exchange(b'{"cmd": "dance"}\n')[0]["error"]["code"] == "unknown-command"
+    unknown = exchange(b'{"cmd": "trigger", "job": "fial"}\n')[0]["error"]
+    assert (unknown["code"], unknown["suggestions"]) == ("unknown-job", ["fail"])
+
+    messages = exchange(b'{"cmd": "trigger", "job": "ok", "follow": true}\n')
+    assert messages[0]["ok"] is True
+    assert "hello from ok" in "".join(m.get("log", "") for m in messages)
+    assert messages[-1]["done"] is True
+    assert messages[-1]["run"]["state"] == "success"
+    assert daemon.status() is not None  # a misbehaving client never hurts the daemon
