@@ -1,0 +1,235 @@
+"""Capped per-attempt log files: every executor writes through them, the CLI reads them.
+
+One file per attempt. When it grows past ``max_bytes`` the writer keeps the most recent
+half (cut at a line start when one is near) behind a first line
+``[firelink: N earlier bytes dropped]``, in a new file renamed over the old one. So the
+file on disk is always a plain, ``cat``-able text file of at most about ``max_bytes``,
+with no side files that retention would have to know about; the price is copying at most
+``max_bytes / 2`` bytes per ``max_bytes / 2`` written, only for jobs that outgrow the cap.
+Nothing is ever held in memory beyond one copy buffer.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+__all__ = [
+    "CappedLogWriter",
+    "attempt_log_path",
+    "read_log",
+    "log_tail_lines",
+    "iter_follow",
+    "dropped_marker",
+    "parse_dropped_marker",
+]
+
+_MARKER = re.compile(rb"^\[firelink: (\d+) earlier bytes dropped\]\n")
+_MARKER_MAX = 64
+# A cut that lands mid-line moves to the next line start if one is this close.
+_LINE_ALIGN = 4096
+
+
+def dropped_marker(count: int) -> bytes:
+    """The first line of a log whose first ``count`` bytes of output were dropped."""
+    return b"[firelink: %d earlier bytes dropped]\n" % count
+
+
+def parse_dropped_marker(head: bytes) -> tuple[int, int]:
+    """``(dropped bytes, marker length)`` of a log starting with ``head``; ``(0, 0)`` if none."""
+    match = _MARKER.match(head)
+    if match is None:
+        return 0, 0
+    return int(match.group(1)), match.end()
+
+
+def attempt_log_path(state_dir: Path, job: str, run_id: str, attempt: int) -> Path:
+    """Where attempt ``attempt`` of run ``run_id`` logs: ``<state_dir>/logs/<job>/<run_id>.<attempt>.log``."""
+    return Path(state_dir) / "logs" / job / f"{run_id}.{attempt}.log"
+
+
+class CappedLogWriter:
+    """Append-only writer of one attempt's log that keeps the tail within ``max_bytes``.
+
+    Writes go straight to the file (no buffering), so ``firelink logs -f`` sees output as
+    it arrives. Opening an existing file appends to it and keeps counting its marker.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], max_bytes: int) -> None:
+        self.path = Path(path)
+        self.max_bytes = max(int(max_bytes), 2)
+        self._keep = self.max_bytes // 2
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
+        self._size = self._file.seek(0, os.SEEK_END)
+        self._dropped, self._header = 0, 0
+        if self._size:
+            with open(self.path, "rb") as head:
+                self._dropped, self._header = parse_dropped_marker(head.read(_MARKER_MAX))
+
+    @property
+    def size(self) -> int:
+        """Bytes in the file now (marker included)."""
+        return self._size
+
+    @property
+    def dropped(self) -> int:
+        """Bytes of output dropped from the head so far."""
+        return self._dropped
+
+    @property
+    def closed(self) -> bool:
+        return self._file.closed
+
+    def will_trim(self, nbytes: int) -> bool:
+        """Whether writing ``nbytes`` more makes the writer rewrite the file (slow I/O:
+        async callers may want ``asyncio.to_thread`` for that write)."""
+        return self._size + nbytes > self.max_bytes
+
+    def write(self, data: bytes) -> None:
+        """Append ``data``, dropping the oldest output if the file would pass ``max_bytes``."""
+        if not data:
+            return
+        if len(data) >= self._keep:
+            # The chunk alone fills the kept tail: everything before it goes.
+            self._restart(self._dropped + (self._size - self._header) + len(data) - self._keep, data[-self._keep :])
+            return
+        self._file.write(data)
+        self._size += len(data)
+        if self._size > self.max_bytes:
+            self._trim()
+
+    def _restart(self, dropped: int, body: bytes) -> None:
+        header = dropped_marker(dropped)
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        with open(tmp, "wb") as out:
+            out.write(header)
+            out.write(body)
+        self._replace(tmp, dropped, len(header), len(header) + len(body))
+
+    def _trim(self) -> None:
+        cut = self._size - self._keep
+        with open(self.path, "rb") as src:
+            src.seek(cut)
+            probe = src.read(min(_LINE_ALIGN, self._keep))
+            newline = probe.find(b"\n")
+            if 0 <= newline < len(probe) - 1:
+                cut += newline + 1
+            dropped = self._dropped + cut - self._header
+            header = dropped_marker(dropped)
+            tmp = self.path.with_name(self.path.name + ".tmp")
+            with open(tmp, "wb") as out:
+                out.write(header)
+                src.seek(cut)
+                shutil.copyfileobj(src, out, 1 << 20)
+                size = out.tell()
+        self._replace(tmp, dropped, len(header), size)
+
+    def _replace(self, tmp: Path, dropped: int, header: int, size: int) -> None:
+        self._file.close()
+        os.replace(tmp, self.path)
+        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115
+        self._dropped, self._header, self._size = dropped, header, size
+
+    def note(self, message: str) -> None:
+        """Append a line from firelink itself (``[firelink: ...]``), on a line of its own."""
+        self.write(f"[firelink: {message}]\n".encode(errors="replace"))
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __enter__(self) -> CappedLogWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def read_log(path: str | os.PathLike[str], tail_bytes: int | None = None) -> bytes:
+    """The log's content (``b""`` if it does not exist).
+
+    With ``tail_bytes``, only the last ``tail_bytes`` of output, behind a marker line
+    counting everything before them when something was left out.
+    """
+    try:
+        with open(path, "rb") as src:
+            if tail_bytes is None:
+                return src.read()
+            dropped, header = parse_dropped_marker(src.read(_MARKER_MAX))
+            size = src.seek(0, os.SEEK_END)
+            body = size - header
+            if body <= tail_bytes:
+                src.seek(0)
+                return src.read()
+            src.seek(size - tail_bytes)
+            return dropped_marker(dropped + body - tail_bytes) + src.read(tail_bytes)
+    except FileNotFoundError:
+        return b""
+
+
+def log_tail_lines(path: str | os.PathLike[str], n: int = 20, *, max_bytes: int = 1 << 20) -> str:
+    """The last ``n`` lines of a log as text (undecodable bytes replaced), reading at most
+    ``max_bytes`` from its end; ``""`` if the log does not exist."""
+    if n <= 0:
+        return ""
+    try:
+        with open(path, "rb") as src:
+            end = src.seek(0, os.SEEK_END)
+            pos, data = end, b""
+            while pos > 0 and data.count(b"\n", 0, len(data) - 1) < n and end - pos < max_bytes:
+                step = min(8192, pos, max_bytes - (end - pos))
+                pos -= step
+                src.seek(pos)
+                data = src.read(step) + data
+    except FileNotFoundError:
+        return ""
+    lines = data.decode(errors="replace").splitlines()
+    if pos > 0 and len(lines) > n:
+        lines = lines[-n:]
+    return "\n".join(lines[-n:])
+
+
+def iter_follow(
+    path: str | os.PathLike[str],
+    *,
+    stop: Callable[[], bool] | None = None,
+    poll_interval: float = 0.25,
+    from_start: bool = True,
+) -> Iterator[bytes]:
+    """Yield a log's output as it grows (``firelink logs -f``), across the writer's trims.
+
+    Stops once ``stop()`` returns true and everything written has been yielded (pass a
+    check of the attempt having ended); without ``stop`` it follows until the caller
+    stops iterating. It polls the file every ``poll_interval`` seconds: it is a reader for
+    a person watching, never part of the daemon. Output dropped by a trim before this
+    reader got to it is reported with a marker line.
+    """
+    path = Path(path)
+    position: int | None = None  # offset in the whole output, dropped bytes included
+    while True:
+        finished = stop() if stop is not None else False
+        try:
+            with open(path, "rb") as src:
+                dropped, header = parse_dropped_marker(src.read(_MARKER_MAX))
+                size = src.seek(0, os.SEEK_END)
+                total = dropped + size - header
+                if position is None:
+                    position = dropped if from_start else total
+                    if from_start and dropped:
+                        yield dropped_marker(dropped)
+                if position < dropped:
+                    yield dropped_marker(dropped - position)
+                    position = dropped
+                src.seek(header + position - dropped)
+                while chunk := src.read(1 << 16):
+                    position += len(chunk)
+                    yield chunk
+        except FileNotFoundError:
+            pass
+        if finished:
+            return
+        time.sleep(poll_interval)
