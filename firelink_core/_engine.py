@@ -257,18 +257,25 @@ class _NotifierContext(NotifierContext):
 class _Reporter(AttemptReporter):
     """Persists the attempt's handle and appends output through the capped writer."""
 
-    def __init__(self, storage: Storage, run_id: str, number: int, log_path: Path, max_bytes: int) -> None:
+    def __init__(
+        self, storage: Storage, attempt: AttemptRecord, log_path: Path, max_bytes: int, *, stored: bool
+    ) -> None:
         self._storage = storage
-        self._run_id = run_id
-        self._number = number
+        self.attempt = attempt
+        self.stored = stored
+        """Whether the attempt row exists: it is written once the work started (with its
+        handle), or at the end for an attempt that never started, to keep writes per run few."""
         self._log_path = log_path
         self._max_bytes = max_bytes
         self._writer: CappedLogWriter | None = None
-        self.handle: dict[str, Any] = {}
 
     async def started(self, handle: Mapping[str, Any]) -> None:
-        self.handle = dict(handle)
-        await self._storage.update_attempt(self._run_id, self._number, handle=self.handle)
+        self.attempt = dataclasses.replace(self.attempt, handle=dict(handle))
+        if self.stored:
+            await self._storage.update_attempt(self.attempt.run_id, self.attempt.number, handle=dict(handle))
+        else:
+            self.stored = True
+            await self._storage.add_attempt(self.attempt)
 
     async def log(self, data: bytes) -> None:
         if self._writer is None:
@@ -889,7 +896,6 @@ class Engine:
         attempt = AttemptRecord(
             run_id=run.id, number=number, executor=job.executor.type, started_at=now, log_path=str(log_path)
         )
-        await self.storage.add_attempt(attempt)
         changes: dict[str, Any] = {"attempts": number, "log_path": str(log_path), "next_attempt_at": None}
         if run.started_at is None:
             changes["started_at"] = now
@@ -898,12 +904,12 @@ class Engine:
             self._ref[job.name] = now
         self._job_running[job.name] += 1
         self._run_event(RunStarted(run=run, attempt=attempt))
-        reporter = _Reporter(self.storage, run.id, number, log_path, job.log.max_bytes)
+        reporter = _Reporter(self.storage, attempt, log_path, job.log.max_bytes, stored=False)
         try:
             try:
                 result = await executor.run(self._request(job, run, number, log_path), reporter)
             except asyncio.CancelledError:
-                await self._record_interrupted(run, attempt, "the daemon stopped during the attempt")
+                await self._record_interrupted(run, reporter, "the daemon stopped during the attempt")
                 raise
             except Exception as exc:  # noqa: BLE001 - an executor bug fails the attempt, not the daemon
                 log.exception("executor %s failed on run %s", job.executor.type, run.id)
@@ -911,21 +917,27 @@ class Engine:
         finally:
             reporter.close()
             self._job_running[job.name] -= 1
-        return await self._attempt_done(job, run, attempt, result)
+        return await self._attempt_done(job, run, reporter, result)
 
-    async def _record_interrupted(self, run: RunRecord, attempt: AttemptRecord, why: str) -> None:
+    async def _finish_attempt(self, reporter: _Reporter, **changes: Any) -> AttemptRecord:
+        attempt = dataclasses.replace(reporter.attempt, **changes)
+        if reporter.stored:
+            await self.storage.update_attempt(attempt.run_id, attempt.number, **changes)
+        else:
+            reporter.stored = True
+            await self.storage.add_attempt(attempt)
+        return attempt
+
+    async def _record_interrupted(self, run: RunRecord, reporter: _Reporter, why: str) -> None:
         now = self.clock.now()
-        await self.storage.update_attempt(run.id, attempt.number, finished_at=now, error=why)
+        attempt = await self._finish_attempt(reporter, finished_at=now, error=why)
         run = await self.storage.update_run(run.id, state=RunState.INTERRUPTED, finished_at=now, reason=why)
-        self._terminal(run, dataclasses.replace(attempt, finished_at=now, error=why))
+        self._terminal(run, attempt)
 
-    async def _attempt_done(self, job: JobSpec, run: RunRecord, attempt: AttemptRecord, result: AttemptResult) -> bool:
+    async def _attempt_done(self, job: JobSpec, run: RunRecord, reporter: _Reporter, result: AttemptResult) -> bool:
         now = self.clock.now()
         outcome = dict(exit_code=result.exit_code, signal=result.signal, error=result.error)
-        await self.storage.update_attempt(
-            run.id, attempt.number, finished_at=now, timed_out=result.timed_out, **outcome
-        )
-        attempt = dataclasses.replace(attempt, finished_at=now, timed_out=result.timed_out, **outcome)
+        attempt = await self._finish_attempt(reporter, finished_at=now, timed_out=result.timed_out, **outcome)
         if result.ok:
             run = await self.storage.update_run(
                 run.id, state=RunState.SUCCESS, finished_at=now, reason=None, **outcome
@@ -1211,7 +1223,7 @@ class Engine:
     async def _recover_task(self, job: JobSpec, run: RunRecord, attempt: AttemptRecord) -> None:
         executor = self._executors[job.executor.type]
         log_path = Path(attempt.log_path) if attempt.log_path else self._log_path(job.name, run.id, attempt.number)
-        reporter = _Reporter(self.storage, run.id, attempt.number, log_path, job.log.max_bytes)
+        reporter = _Reporter(self.storage, attempt, log_path, job.log.max_bytes, stored=True)
         holds_slot = True
         try:
             try:
@@ -1222,7 +1234,7 @@ class Engine:
                     reattach=job.recovery == "reattach",
                 )
             except asyncio.CancelledError:
-                await self._record_interrupted(run, attempt, "the daemon stopped during the attempt")
+                await self._record_interrupted(run, reporter, "the daemon stopped during the attempt")
                 raise
             except Exception:  # noqa: BLE001
                 log.exception("executor %s failed to recover run %s", job.executor.type, run.id)
@@ -1235,7 +1247,7 @@ class Engine:
                 await self._interrupt_crashed(job, run, attempt)
             else:
                 log.info("run %s of job %s: recovered its attempt after a restart", run.id, job.name)
-                holds_slot = await self._attempt_done(job, run, attempt, result)
+                holds_slot = await self._attempt_done(job, run, reporter, result)
         except Exception:  # noqa: BLE001
             log.exception("recovery of run %s failed", run.id)
         finally:
