@@ -413,6 +413,7 @@ def _print_status_up(info: Mapping[str, Any]) -> None:
     )
     now = time.time()
     rows = []
+    problems = []
     for job in info.get("jobs", []):
         last = run_from_dict(job["last_run"]) if job.get("last_run") else None
         last_text = "-" if last is None else f"{_result_text(last)} {_when(last.finished_at or last.created_at, now)}"
@@ -422,11 +423,14 @@ def _print_status_up(info: Mapping[str, Any]) -> None:
         degraded = [k for k, h in (job.get("health") or {}).items() if h and h.get("state") == "degraded"]
         if degraded:
             state += " (trigger degraded)"
+            problems += [f"  {key}: {job['health'][key].get('message') or 'degraded'}" for key in degraded]
         rows.append([job["name"], ", ".join(job.get("triggers") or []) or "-", state, last_text,
                      _when(_iso_to_ts(job.get("next_due")), now)])
     if rows:
         click.echo()
         click.echo(_table(rows, ["JOB", "TRIGGERS", "STATE", "LAST RUN", "NEXT DUE"]))
+    if problems:
+        click.echo("\ndegraded triggers:\n" + "\n".join(problems))
 
 
 def _status_down(target: _Target, message: str, as_json: bool) -> NoReturn:
