@@ -292,6 +292,8 @@ class FsWatchTrigger(Trigger):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._observer: BaseObserver | None = None
         self._watch: ObservedWatch | None = None
+        self._active = False
+        """True from the moment the watch starts: its first events may precede ``_watch``."""
         self._parent: tuple[Path, ObservedWatch] | None = None
         self._retry: asyncio.TimerHandle | None = None
         self._retry_delay = _RETRY_FIRST
@@ -347,6 +349,7 @@ class FsWatchTrigger(Trigger):
             observer.stop()
             await asyncio.to_thread(observer.join, 10)
         self._watch = self._parent = None
+        self._active = False
 
     def _set_health(self, state: Literal["ok", "degraded"], message: str) -> None:
         if self._health != (state, message):  # a retry that fails the same way is no news
@@ -364,11 +367,13 @@ class FsWatchTrigger(Trigger):
             if not self.root.is_dir():
                 reason = "not a folder" if self.root.exists() else "no such folder"
                 raise FileNotFoundError(0, reason, str(self.root))
+            self._active = True
             self._watch = await asyncio.to_thread(
                 _observer.watch_folder, self._observer, self._loop, self.root,
                 self.opts.recursive, self._on_event,
             )
         except OSError as exc:
+            self._active = False
             await self._wait_for_folder(exc)
             return
         if self._parent is not None:
@@ -404,12 +409,14 @@ class FsWatchTrigger(Trigger):
                 self._parent = (ancestor, watch)
             except OSError as parent_exc:
                 self._log.debug("cannot watch %s: %s", ancestor, parent_exc)
-        # Also retry with backoff: permissions fixed, or a filesystem inotify cannot see.
-        self._retry = self._loop.call_later(self._retry_delay, self._kick)
+        # Also retry with backoff: permissions fixed, or a filesystem inotify cannot see. At
+        # once if the folder appeared before the ancestor's watch began.
+        delay = 0.0 if self.root.is_dir() else self._retry_delay
+        self._retry = self._loop.call_later(delay, self._kick)
         self._retry_delay = min(self._retry_delay * 2, _RETRY_MAX)
 
     def _kick(self) -> None:
-        if self._stopped or self._watch is not None:
+        if self._stopped or self._active:
             return
         if self._attaching is None or self._attaching.done():
             if self._retry is not None:
@@ -430,7 +437,7 @@ class FsWatchTrigger(Trigger):
         """The watched folder was deleted or renamed: drop its watch and wait for it again."""
         from . import _observer
 
-        watch, self._watch = self._watch, None
+        watch, self._watch, self._active = self._watch, None, False
         for pending in self._pending.values():
             if pending.timer is not None:
                 pending.timer.cancel()
@@ -447,7 +454,7 @@ class FsWatchTrigger(Trigger):
     def _relpath(self, path: str) -> str | None:
         """The path relative to the root if the trigger watches it, else ``None``."""
         rel = os.path.relpath(path, self.root)
-        if rel.startswith("..") or rel == ".":
+        if rel in (".", "..") or rel.startswith("../"):
             return None
         rel = rel.replace(os.sep, "/")
         if not self.opts.recursive and "/" in rel:
@@ -455,7 +462,7 @@ class FsWatchTrigger(Trigger):
         return rel
 
     def _on_event(self, kind: str, src: str, dest: str, is_dir: bool) -> None:
-        if self._stopped or self._watch is None:
+        if self._stopped or not self._active:
             return
         if is_dir:
             if src == str(self.root) and kind in ("deleted", "moved"):
