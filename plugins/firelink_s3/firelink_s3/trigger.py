@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote_plus, urlsplit
 
 from firelink_core.abc import Problem, Trigger, TriggerContext
+from firelink_core.durations import format_duration
 from firelink_core.model import TriggerSpec
 
 from ._cursor import ListCursor, OrderedCursor, S3Object, cursor_from_json
@@ -141,7 +142,12 @@ class S3WatchTrigger(Trigger):
             return
         self._problem = None
         self._healthy = True
-        self.context.set_health("ok")
+        s = self.settings
+        if s.queue:
+            self.context.set_health("ok", f"reading S3 notifications from {s.queue}")
+        else:
+            mode = "after the last key, " if s.ordered_keys else ""
+            self.context.set_health("ok", f"listing {s.uri} {mode}every {format_duration(s.poll)}")
 
     # clients -------------------------------------------------------------
     def _make_clients(self) -> tuple[Any, Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from firelink_core.plugins import make_plugins
+from firelink_core.records import RunState
 from firelink_core.testing import EngineHarness, async_wait_for, run_engine
 
 from .conftest import SeaweedServer, s3_client
@@ -38,6 +39,7 @@ jobs:
     source: "s3://{bucket}/in/"
     endpoint_url: "{endpoint}"
     poll: 200ms
+    overlap: queue
     command: {json.dumps([sys.executable, "-c", RECORD])}
     env: {{OUT: "{out}"}}
 """
@@ -65,7 +67,7 @@ def test_one_run_per_new_object_with_its_variables_and_none_doubled_across_a_res
             await asyncio.to_thread(client.put_object, Bucket=bucket, Key="in/a.csv", Body=b"aaa")
             await asyncio.to_thread(client.put_object, Bucket=bucket, Key="in/sub dir/b+1.csv", Body=b"bb")
             runs = await h.wait_runs("ingest", 2, timeout=30)
-            assert all(r.state.value == "success" for r in runs), runs
+            assert all(r.state is RunState.SUCCESS for r in runs), [r.state for r in runs]
 
     asyncio.run(first_life())
     env_by_key = {e["FIRELINK_S3_KEY"]: e for e in _seen(out)}
@@ -89,6 +91,7 @@ def test_one_run_per_new_object_with_its_variables_and_none_doubled_across_a_res
             await asyncio.to_thread(client.put_object, Bucket=bucket, Key="in/d.csv", Body=b"d")
             runs = await h.wait_runs("ingest", 4, timeout=30)
             assert len(runs) == 4
+            assert all(r.state is RunState.SUCCESS for r in runs), [r.state for r in runs]
 
     asyncio.run(second_life())
     assert sorted(e["FIRELINK_S3_KEY"] for e in _seen(out)) == [

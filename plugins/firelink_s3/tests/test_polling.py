@@ -64,7 +64,7 @@ def test_new_objects_fire_once_with_their_details(seaweed: SeaweedServer, bucket
         }
         assert first.payload["etag"] == a["ETag"].strip('"') and first.payload["size"] == 5
         assert rec.events[1].env["FIRELINK_S3_ETAG"] == b["ETag"].strip('"')
-        assert rec.health.state == "ok"
+        assert (rec.health.state, rec.health.message) == ("ok", f"listing s3://{bucket}/input/ every 200ms")
 
     asyncio.run(main())
 
