@@ -115,7 +115,7 @@ class S3WatchTrigger(Trigger):
             except Exception as exc:  # noqa: BLE001 - any failure degrades the trigger, never the daemon
                 self._degraded(exc)
                 delay = min(BACKOFF_MAX, BACKOFF_FIRST * 2**failures)
-                failures += 1
+                failures = min(failures + 1, 16)  # past the cap anyway; keeps 2**n small for months-long outages
                 self._next_poll = clock.now() + delay
                 await clock.sleep(delay)
                 continue
