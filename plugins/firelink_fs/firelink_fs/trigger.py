@@ -434,7 +434,7 @@ class FsWatchTrigger(Trigger):
                 return
 
     def _lost_folder(self) -> None:
-        """The watched folder was deleted or renamed: drop its watch and wait for it again."""
+        """The watched folder was deleted: drop its watch and wait for it again."""
         from . import _observer
 
         watch, self._watch, self._active = self._watch, None, False
