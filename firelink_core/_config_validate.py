@@ -727,7 +727,9 @@ def validate_data(
     _check_storage(st, data)
     _check_notifiers(st, data)
     _check_defaults(st, data)
-    jobs = data.get("jobs", [])
+    jobs = data.get("jobs")
+    if jobs is None:
+        jobs = []  # ``jobs:`` with nothing under it: a config without jobs yet
     if not isinstance(jobs, list):
         st.add(("jobs",), f"expected a list of jobs, got {_type_name(jobs)}")
         return st.issues

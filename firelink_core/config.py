@@ -117,8 +117,9 @@ def _check_text(
     config_dir: Path | None,
     interpolated: bool,
     environ: Mapping[str, str] | None = None,
+    located: Located | None = None,
 ) -> tuple[Located, Plugins | None, list[ConfigError]]:
-    located = load_located(text)
+    located = located if located is not None else load_located(text)
     errors = [ConfigError(filename, p.line, p.column, p.message, code="yaml") for p in located.problems]
     if located.data is None and located.problems:
         return located, plugins, errors
@@ -384,11 +385,24 @@ def validate_files(
 ) -> list[ConfigError]:
     """Every problem in every file (empty when all are valid). Never interpolates ``${VAR}``."""
     errors: list[ConfigError] = []
+    managers: dict[tuple[str, ...], Plugins] = {}
     for path in paths:
         try:
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             errors.append(ConfigError(str(path), None, None, f"cannot read the config: {exc}", code="io"))
             continue
-        errors.extend(validate_text(text, str(path), plugins=plugins, extra_plugins=extra_plugins))
+        located = load_located(text)
+        manager = plugins
+        if manager is None and located.data is not None:
+            # Files listing the same ``plugins:`` share one manager (CI validates many files).
+            key = tuple(_config_plugins(located.data))
+            if key not in managers:
+                managers[key] = make_plugins(config_plugins=key, extra=extra_plugins)
+            manager = managers[key]
+        _located, _plugins, file_errors = _check_text(
+            text, str(path), plugins=manager, extra_plugins=extra_plugins,
+            config_dir=Path(path).parent.resolve(), interpolated=False, located=located,
+        )
+        errors.extend(file_errors)
     return errors

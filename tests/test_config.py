@@ -334,3 +334,17 @@ def test_ten_thousand_jobs_validate(bare: Plugins) -> None:
     assert [(e.line, e.message) for e in errors] == [
         (len(lines) + 1, "duplicate job name 'job3' (first defined on line 17)")
     ]
+
+
+def test_empty_jobs_and_yaml_edge_cases(bare: Plugins) -> None:
+    assert validate_text("jobs:\n", plugins=bare) == []
+    [error] = validate_text("jobs: []\n---\njobs: []\n", plugins=bare)
+    assert (error.line, error.code) == (2, "yaml") and "single document" in error.message
+    [error] = validate_text("jobs:\n  - name: a\n    trigger: manual\n    [x]: 1\n", plugins=bare)
+    assert (error.line, error.column, error.message) == (4, 5, "a mapping key must be a plain value")
+    # ``on`` is a key, not YAML 1.1's boolean.
+    config, _ = parse_config(
+        "notifiers: {ops: {type: log}}\njobs:\n  - {name: a, notify: [{notifier: ops, on: [success]}]}\n",
+        plugins=bare,
+    )
+    assert config.job("a").notify == (NotifyRule("ops", ("success",)),)
