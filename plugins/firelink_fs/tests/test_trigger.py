@@ -263,3 +263,52 @@ def test_files_in_a_folder_created_after_the_start_all_fire(tmp_path: Path, fs) 
             return await fs.before_sentinel(rec, folder)
 
     assert fs.paths(asyncio.run(main())) == [str(folder / "early.csv")]
+
+
+def test_recursive_a_folder_moved_in_fires_for_each_of_its_files(tmp_path: Path, fs) -> None:
+    inbox, staging = tmp_path / "inbox", tmp_path / "staging"
+    (staging / "inner").mkdir(parents=True)
+    inbox.mkdir()
+    (staging / "a.csv").write_text("x")
+    (staging / "inner" / "b.csv").write_text("x")
+
+    async def main() -> None:
+        async with fs.watching({"source": str(inbox), "recursive": True, **FAST}) as (rec, _):
+            staging.rename(inbox / "delivery-1")
+            return await fs.before_sentinel(rec, inbox)
+
+    events = asyncio.run(main())
+    assert sorted(e.payload["relpath"] for e in events) == ["delivery-1/a.csv", "delivery-1/inner/b.csv"]
+
+
+def test_storage_trouble_degrades_then_the_file_still_fires_once(tmp_path: Path) -> None:
+    from firelink_fs import FsWatchTrigger
+
+    from firelink_core.testing import EventRecorder
+
+    class FlakyStorageRecorder(EventRecorder):
+        """Stands in for a storage that fails its first write (a full disk, a locked file)."""
+
+        failures = 1
+
+        async def emit(self, *args, **kwargs):
+            if self.failures:
+                self.failures -= 1
+                raise OSError("database or disk is full")
+            return await super().emit(*args, **kwargs)
+
+    async def main() -> None:
+        rec = FlakyStorageRecorder("inbox", "watch", {"source": str(tmp_path), **FAST})
+        trigger = FsWatchTrigger(rec.spec, rec)
+        await trigger.start()
+        try:
+            (tmp_path / "a.csv").write_text("x")
+            (event,) = await rec.wait_events(1)
+        finally:
+            await trigger.stop()
+        assert event.env["FIRELINK_FS_PATH"] == str(tmp_path / "a.csv")
+        states = [(h.state, h.message) for h in rec.health_history]
+        assert ("degraded", "cannot emit events: database or disk is full") in states
+        assert states[-1][0] == "ok"
+
+    asyncio.run(main())
