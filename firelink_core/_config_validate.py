@@ -296,11 +296,20 @@ def _map_any_of(st: _State, error: jsonschema.ValidationError, base: PathT, *, j
 # --------------------------------------------------------------------------- components
 
 
-def _unknown_type(kind: str, key: str, known: Iterable[str], label: str | None = None) -> str:
+def _install_hint(plugins: Plugins, hint: str) -> str:
+    """``pip install X``, or, when X is installed but failed to load, say so instead."""
+    if any(e.distribution == hint for e in plugins.errors):
+        return f"the {hint} plugin, which is installed but failed to load (see its error)"
+    return f"the {hint} plugin: pip install {hint}"
+
+
+def _unknown_type(
+    plugins: Plugins, kind: str, key: str, known: Iterable[str], label: str | None = None
+) -> str:
     hint = FIRST_PARTY_HINTS.get((kind, key))
     what = label or f"{kind} type {key!r}"
     if hint:
-        return f"{what} needs the {hint} plugin: pip install {hint}"
+        return f"{what} needs {_install_hint(plugins, hint)}"
     known = sorted(known)
     listing = f" (known: {', '.join(known)})" if known else ""
     suggestion = _suggest(key, known)
@@ -414,7 +423,7 @@ def _check_typed(
     key = value["type"]
     cls = components.get(key)
     if cls is None:
-        st.add(type_path, _unknown_type(kind, key, components), "unknown-type", job=job)
+        st.add(type_path, _unknown_type(st.plugins, kind, key, components), "unknown-type", job=job)
         return
     options = {k: v for k, v in value.items() if k != "type"}
     _check_options(st, cls, options, path, job=job, where=where, extra_allowed=("type",))
@@ -519,9 +528,7 @@ def _check_trigger(
             hint = FIRST_PARTY_HINTS.get(("trigger", f"watch:{scheme}"))
             if hint:
                 article = "an" if scheme[:1] in tuple("aeiohsx") else "a"
-                message = (
-                    f"trigger 'watch' with {article} {scheme}:// source needs the {hint} plugin: pip install {hint}"
-                )
+                message = f"trigger 'watch' with {article} {scheme}:// source needs {_install_hint(plugins, hint)}"
             else:
                 listing = ", ".join(f"{s}://" for s in sorted(known)) or "none installed"
                 message = f"no installed plugin watches {scheme}:// sources (known: {listing})"
@@ -531,7 +538,7 @@ def _check_trigger(
         cls = plugins.trigger_class(ttype)
         if cls is None:
             names = {k.split(":", 1)[0] for k in plugins.triggers()}
-            st.add(type_path, _unknown_type("trigger", ttype, names, f"trigger type {ttype!r}"), "unknown-type", job=job)
+            st.add(type_path, _unknown_type(plugins, "trigger", ttype, names, f"trigger type {ttype!r}"), "unknown-type", job=job)
             return
     _check_options(st, cls, options, base, job=job, where=where, extra_allowed=extra_allowed)
 

@@ -278,3 +278,19 @@ def test_a_type_claimed_twice_names_both_plugins() -> None:
     [reported] = validate_text("jobs: []\n", "c.yaml", plugins=plugins)
     assert (reported.file, reported.code) == ("c.yaml", "plugin")
     assert "'second_claim'" in reported.message and "'first_claim'" in reported.message
+
+
+def test_first_party_plugin_installed_but_broken_is_not_told_to_install() -> None:
+    from firelink_core.plugins import PluginError
+
+    plugins = fresh_plugins()
+    plugins.errors.append(
+        PluginError("docker", "firelink-docker", "cannot be imported (firelink_docker.plugin): ImportError: x")
+    )
+    text = "jobs:\n  - name: a\n    executor: {type: docker, image: busybox}\n"
+    messages = [e.message for e in validate_text(text, "c.yaml", plugins=plugins)]
+    assert messages == [
+        "plugin 'docker' (distribution firelink-docker): cannot be imported (firelink_docker.plugin): ImportError: x",
+        "executor type 'docker' needs the firelink-docker plugin, which is installed but failed to load"
+        " (see its error)",
+    ]
