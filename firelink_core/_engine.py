@@ -603,6 +603,8 @@ class Engine:
             self._waiters[run_id] = future
         run = await self.storage.get_run(run_id)
         if run is not None and run.finished:
+            if not future.done():
+                self._waiters.pop(run_id, None)
             return run
         try:
             return await asyncio.wait_for(asyncio.shield(future), timeout)
@@ -611,6 +613,14 @@ class Engine:
 
     # ------------------------------------------------------------------ the loop
     async def _loop(self) -> None:
+        while not self._stopping:
+            try:
+                await self._run_loop()
+            except Exception:  # noqa: BLE001 - e.g. storage unavailable: log, pause, go on
+                log.exception("engine loop failed; retrying in 5s")
+                await self._sleep(5.0)
+
+    async def _run_loop(self) -> None:
         last_wall, last_mono = self.clock.now(), self.clock.monotonic()
         while not self._stopping:
             self._wake.clear()
@@ -1175,6 +1185,8 @@ class Engine:
             for run in reversed(runs):
                 self._hist[name].note(run)
                 self._note_created(run)
+                if run.started_at is not None and run.started_at > self._ref.get(name, 0.0):
+                    self._ref[name] = run.started_at
                 if run.state in (RunState.FAILED, RunState.TIMED_OUT):
                     self._failing.add(name)
                 elif run.state is RunState.SUCCESS:

@@ -262,3 +262,22 @@ def test_with_upstream_failure_marks_downstream_of_the_request(tmp_path: Path) -
             }
 
     asyncio.run(scenario())
+
+
+def test_waiting_run_survives_a_restart(tmp_path: Path) -> None:
+    config = cfg("""
+        jobs:
+          - {name: up, trigger: manual, command: ["true"]}
+          - {name: down, trigger: manual, command: ["true"], depends_on: [up]}
+    """)
+
+    async def scenario() -> None:
+        async with run_engine(config, tmp_path) as h:
+            down = await h.trigger("down")
+            await async_wait_for(lambda: state_is(h, down, RunState.WAITING))
+        async with run_engine(config, tmp_path) as h:
+            assert h.engine.status()[1].state == "waiting"
+            await h.run("up")
+            assert (await h.wait_run(down)).state is RunState.SUCCESS
+
+    asyncio.run(scenario())
