@@ -41,7 +41,6 @@ class Issue:
     job: str | None = None
     key: bool = False
     """Locate the mapping key at ``path`` rather than its value."""
-    line: int | None = None
 
 
 @dataclass
@@ -112,16 +111,26 @@ _FAST_SAFE = frozenset(
 )
 
 
-def _deref(schema: Any, defs: Mapping[str, Any]) -> Any:
-    """Inline ``#/$defs/..`` references (siblings kept), so draft-07 ignores none of them."""
+_ANNOTATIONS = frozenset({"description", "default", "title", "examples"})
+
+
+def _deref(schema: Any, defs: Mapping[str, Any], seen: tuple[str, ...] = ()) -> Any:
+    """Inline ``#/$defs/..`` references, so draft-07 (which ignores a ``$ref``'s siblings)
+    checks everything; a recursive reference stays a ``$ref`` (and the schema takes the slow path)."""
     if isinstance(schema, list):
-        return [_deref(s, defs) for s in schema]
+        return [_deref(s, defs, seen) for s in schema]
     if not isinstance(schema, dict):
         return schema
-    out = {k: _deref(v, defs) for k, v in schema.items() if k not in ("$ref", "$defs")}
+    out = {k: _deref(v, defs, seen) for k, v in schema.items() if k not in ("$ref", "$defs")}
     ref = schema.get("$ref")
-    if isinstance(ref, str) and ref.startswith("#/$defs/") and ref[8:] in defs:
-        out = {**_deref(defs[ref[8:]], defs), **out}
+    name = ref[8:] if isinstance(ref, str) and ref.startswith("#/$defs/") else None
+    if name is not None and name in defs and name not in seen:
+        target = _deref(defs[name], defs, seen + (name,))
+        constraints = {k: v for k, v in out.items() if k not in _ANNOTATIONS}
+        if constraints:
+            out = {"allOf": [target, constraints], **{k: v for k, v in out.items() if k in _ANNOTATIONS}}
+        else:
+            out = {**target, **out}
     elif ref is not None:
         out["$ref"] = ref
     return out
@@ -718,8 +727,7 @@ def interpolate(located: Located, environ: Mapping[str, str] | None = None) -> l
 
 
 def validate_data(
-    located: Located, plugins: Plugins, *, config_dir: Path | None, interpolated: bool,
-    on_job: Callable[[int], None] | None = None,
+    located: Located, plugins: Plugins, *, config_dir: Path | None, interpolated: bool
 ) -> list[Issue]:
     """Every problem of the loaded data (after YAML problems, which the caller reports)."""
     st = _State(located, plugins, config_dir, interpolated)
