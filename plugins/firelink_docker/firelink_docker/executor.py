@@ -603,25 +603,34 @@ class DockerExecutor(Executor):
                     await asyncio.to_thread(self._stop, container, request.kill_grace)
             status = await waited
         except asyncio.CancelledError:
-            sink.note("the daemon is shutting down: stopping the container")
+            sink.note("the attempt was cancelled (daemon shutdown): stopping the container")
             await self._discard(container, stop_grace=request.kill_grace, remove=remove)
             _close_streams(streams)
             raise
         except Exception as exc:  # noqa: BLE001 - the engine went away while waiting
             _close_streams(streams)
             return _failed(sink, f"lost the Docker engine while waiting for the container: {_describe(exc)}")
-        await self._finish_pump(pumped, streams)
-        exit_code = status.get("StatusCode")
-        error = (status.get("Error") or {}).get("Message") or None
         try:
-            await asyncio.to_thread(container.reload)
-            if container.attrs.get("State", {}).get("OOMKilled"):
-                memory = request.options.get("memory")
+            await self._finish_pump(pumped, streams)
+            exit_code = status.get("StatusCode")
+            error = (status.get("Error") or {}).get("Message") or None
+            try:
+                await asyncio.to_thread(container.reload)
+                oom_killed = container.attrs.get("State", {}).get("OOMKilled")
+            except Exception:  # noqa: BLE001 - the result stands without the detail
+                oom_killed = False
+            memory = request.options.get("memory")
+            if oom_killed:
                 error = f"the container ran out of memory (memory: {memory}) and was killed"
-        except Exception:  # noqa: BLE001 - the result stands without the detail
-            pass
-        if error:
-            sink.note(error)
+            elif exit_code == 137 and memory is not None and not timed_out:
+                # Docker (cgroup v1) sometimes misses the OOM event: say what is likely.
+                sink.note(f"killed by SIGKILL (exit 137) with a memory limit of {memory}: it may have run out of memory")
+            if error:
+                sink.note(error)
+        except asyncio.CancelledError:
+            await self._discard(container, stop_grace=None, remove=remove)
+            _close_streams(streams)
+            raise
         if remove:
             await self._discard(container, stop_grace=None, remove=True)
         return AttemptResult(exit_code=exit_code, timed_out=timed_out, error=error)

@@ -209,6 +209,6 @@ def containers_of(docker_client):
     """``containers_of(run_id)``: every container (running or not) of one run, by its labels."""
 
     def find(run_id: str) -> list:
-        return docker_client.containers.list(all=True, filters={"label": f"firelink.run_id={run_id}"})
+        return docker_client.containers.list(all=True, sparse=True, filters={"label": f"firelink.run_id={run_id}"})
 
     return find

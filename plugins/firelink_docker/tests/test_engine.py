@@ -176,7 +176,7 @@ def crashed_daemon(tmp_path: Path, text: str, containers_of) -> tuple[str, str]:
 
 def scope_containers(client, state_dir: Path) -> list:
     """Every container of the daemon whose state directory is ``state_dir``."""
-    return client.containers.list(all=True, filters={"label": f"firelink.scope={state_dir.resolve()}"})
+    return client.containers.list(all=True, sparse=True, filters={"label": f"firelink.scope={state_dir.resolve()}"})
 
 
 LONG = """\

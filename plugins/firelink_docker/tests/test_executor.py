@@ -184,8 +184,9 @@ def test_out_of_memory_is_reported(engine_env, make_executor, make_request, repo
         ["sh", "-c", "dd if=/dev/zero of=/dev/null bs=64M count=1"], options={"memory": "8m"}
     )
     result = run_attempt(make_executor(), request, reporter)
-    assert not result.ok
-    assert result.error and "out of memory" in result.error
+    assert result.exit_code == 137 and not result.ok
+    # Docker itself sometimes misses the OOM event; then the log says what is likely.
+    assert (result.error and "ran out of memory" in result.error) or "may have run out of memory" in log_text(request)
 
 
 def test_leftover_containers_of_this_daemon_are_removed(
