@@ -131,8 +131,9 @@ def merged_schema(plugins: Plugins) -> dict[str, Any]:
             "allOf": _typed_dispatch(kind, components, defs),
             "unevaluatedProperties": False,
         }
-        if base == "executor":
-            defs["executor"] = {"anyOf": [{"enum": names}, typed]}
-        else:
+        if base == "notifier":
             defs[base] = typed
+        else:
+            # ``executor: docker`` and ``storage: memory`` are shorthands of ``{type: ...}``.
+            defs[base] = {"anyOf": [{"enum": names}, typed]}
     return schema

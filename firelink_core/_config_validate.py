@@ -95,7 +95,7 @@ _TYPE_WORDS = {
 
 def _expected(types: Iterable[str]) -> str:
     words = [_TYPE_WORDS.get(t, t) for t in dict.fromkeys(types)]
-    return " or ".join(words)
+    return " or ".join(words) if len(words) < 3 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
 def _is_placeholder(value: Any) -> bool:
@@ -469,7 +469,12 @@ def _check_notifiers(st: _State, data: dict[str, Any]) -> None:
     for name, spec in value.items():
         path = ("notifiers", name)
         if not pattern.match(str(name)):
-            st.add(path, f"invalid notifier name {name!r}", key=True)
+            st.add(
+                path,
+                f"invalid notifier name {name!r}: use letters, digits, '_', '.' and '-', "
+                "starting with a letter or digit",
+                key=True,
+            )
         before = len(st.issues)
         _schema_issues(st, _core_def_validator("notifier"), spec, path, job=None, where=f"notifier {name!r}")
         if len(st.issues) == before:

@@ -276,6 +276,8 @@ def _build(data: dict[str, Any], located: Located, *, config_dir: Path, path: Pa
         for name, spec in (data.get("notifiers") or {}).items()
     }
     storage = data.get("storage") or {"type": "sqlite"}
+    if isinstance(storage, str):
+        storage = {"type": storage}
     return Config(
         jobs=tuple(jobs),
         notifiers=notifiers,

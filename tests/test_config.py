@@ -348,3 +348,12 @@ def test_empty_jobs_and_yaml_edge_cases(bare: Plugins) -> None:
         plugins=bare,
     )
     assert config.job("a").notify == (NotifyRule("ops", ("success",)),)
+
+
+def test_storage_shorthand(bare: Plugins) -> None:
+    config, _ = parse_config("storage: memory\njobs: []\n", plugins=bare)
+    assert (config.storage.type, dict(config.storage.options)) == ("memory", {})
+    config, _ = parse_config("storage: {type: sqlite, path: x.db}\njobs: []\n", plugins=bare)
+    assert config.storage.type == "sqlite" and config.storage.options["path"] == "x.db"
+    [error] = validate_text("storage: postgres\njobs: []\n", plugins=bare)
+    assert (error.line, error.column) == (1, 10) and error.message.startswith("unknown storage type 'postgres'")
