@@ -20,6 +20,17 @@ from firelink_core.records import RunState
 from firelink_core.testing import FakeClock, async_wait_for, run_engine
 from firelink_core.testing._harness import plugins_with
 
+
+def _have_subprocess_executor() -> bool:
+    from firelink_core import make_plugins
+
+    return "subprocess" in make_plugins(entry_points=False).executors()
+
+
+pytestmark = pytest.mark.skipif(
+    not _have_subprocess_executor(), reason="the built-in subprocess executor is not written yet"
+)
+
 PY = sys.executable
 
 

@@ -13,6 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
+import pytest
+
 from firelink_core.abc import ScheduleTrigger
 from firelink_core.builtin.sqlite import SqliteStorage
 from firelink_core.records import RunState
@@ -239,3 +241,61 @@ def test_jitter_delays_the_fire_but_not_scheduled_for(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
 
+
+
+# --------------------------------------------------------------------------- the built-in schedules
+
+
+def _have_trigger(type_name: str) -> bool:
+    from firelink_core import make_plugins
+
+    return make_plugins(entry_points=False, env=False).trigger_class(type_name) is not None
+
+
+@pytest.mark.skipif(not _have_trigger("interval"), reason="the interval trigger is not written yet")
+def test_interval_fires_every_period(tmp_path: Path) -> None:
+    config = cfg("""
+        jobs:
+          - {name: every, trigger: interval, every: 90s, command: ["true"]}
+    """)
+    clock = FakeClock(T0)
+
+    async def scenario() -> None:
+        async with run_engine(config, tmp_path, clock=clock) as h:
+            (status,) = h.engine.status()
+            first = status.next_due.timestamp()
+            assert T0 < first <= T0 + 90
+            await clock.advance(first - T0)
+            await h.wait_runs("every", 1)
+            await clock.advance(90)
+            runs = await h.wait_runs("every", 2)
+            assert sorted(r.scheduled_for for r in runs) == [first, first + 90]
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.skipif(not _have_trigger("cron"), reason="the cron trigger is not written yet")
+def test_cron_fires_at_its_time_in_the_job_timezone(tmp_path: Path) -> None:
+    config = cfg("""
+        jobs:
+          - {name: utc, trigger: cron, schedule: "0 18 * * *", command: ["true"]}
+          - {name: paris, trigger: cron, schedule: "0 18 * * *", timezone: Europe/Paris, command: ["true"]}
+    """)
+    clock = FakeClock(T0)  # 2023-11-14 22:13:20 UTC
+    utc_due = datetime(2023, 11, 15, 18, 0, tzinfo=timezone.utc).timestamp()
+    paris_due = utc_due - HOUR  # 18:00 in Paris is 17:00 UTC in November
+
+    async def scenario() -> None:
+        async with run_engine(config, tmp_path, clock=clock) as h:
+            due = {s.name: s.next_due.timestamp() for s in h.engine.status()}
+            assert due == {"utc": utc_due, "paris": paris_due}
+            await clock.advance(paris_due - T0)
+            (paris,) = await h.wait_runs("paris", 1)
+            assert paris.scheduled_for == paris_due and paris.trigger == "cron"
+            await h.settle()
+            assert await h.runs("utc") == []
+            await clock.advance(HOUR)
+            (utc,) = await h.wait_runs("utc", 1)
+            assert utc.scheduled_for == utc_due
+
+    asyncio.run(scenario())
