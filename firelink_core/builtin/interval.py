@@ -1,5 +1,111 @@
-"""Built-in interval component (placeholder: being written)."""
+"""The ``interval`` trigger: fires every fixed duration from a stable anchor."""
 
 from __future__ import annotations
 
-from ..hookspecs import hookimpl  # noqa: F401
+from collections.abc import Mapping
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from .._cron import EPOCH, EverySchedule, ScheduleError, get_zone, jitter_fraction, parse_every
+from ..abc import Problem, ScheduleTrigger, Trigger, TriggerContext
+from ..durations import DURATION_PATTERN, format_duration, parse_duration
+from ..hookspecs import hookimpl
+from ..model import TriggerSpec
+from .cron import JITTER_SCHEMA, check_jitter
+
+__all__ = ["IntervalTrigger"]
+
+
+def parse_start_at(value: Any, timezone_name: str) -> datetime:
+    """An ISO 8601 anchor; without an offset it is read in ``timezone_name``."""
+    if isinstance(value, datetime):
+        moment = value
+    else:
+        try:
+            moment = datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise ScheduleError(
+                f"expected an ISO 8601 date-time like 2026-01-01T06:00:00+01:00, got {value!r}"
+            ) from exc
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=get_zone(timezone_name))
+    return moment.astimezone(timezone.utc)
+
+
+class IntervalTrigger(ScheduleTrigger):
+    """Fires at ``start_at + k * every`` (default anchor: 1970-01-01 UTC), in real time."""
+
+    type_name = "interval"
+    description = "Fire every fixed duration (90s, 1h30m), on a cadence that survives restarts."
+    config_schema: Mapping[str, Any] = {
+        "type": "object",
+        "properties": {
+            "every": {
+                "type": ["string", "number"],
+                "pattern": DURATION_PATTERN,
+                "description": (
+                    "The period (90s, 5m, 1h30m; a bare number is seconds; at least 1s). Fires "
+                    "fall on start_at + k * every, so restarts keep the cadence."
+                ),
+                "examples": ["90s", "15m", "1h30m"],
+            },
+            "start_at": {
+                "type": "string",
+                "description": (
+                    "ISO 8601 anchor of the cadence (2026-01-01T06:00:00+01:00; without an "
+                    "offset, read in the job's timezone). No fire happens before it. Default: "
+                    "1970-01-01T00:00:00Z, so an 'every' that divides a day lands on round "
+                    "UTC times."
+                ),
+                "default": "1970-01-01T00:00:00+00:00",
+            },
+            "jitter": JITTER_SCHEMA,
+        },
+        "required": ["every"],
+    }
+
+    def __init__(self, spec: TriggerSpec, context: TriggerContext) -> None:
+        super().__init__(spec, context)
+        self.timezone = context.job.timezone
+        self.every = parse_every(str(spec.options["every"]))
+        start = spec.options.get("start_at")
+        anchor = EPOCH if start is None else parse_start_at(start, self.timezone)
+        self.schedule = EverySchedule(self.every, anchor)
+        self.jitter = parse_duration(spec.options.get("jitter", 0))
+
+    @classmethod
+    def check(cls, options: Mapping[str, Any], *, config_dir: Path | None = None) -> list[Problem]:
+        problems = check_jitter(options)
+        try:
+            parse_every(str(options.get("every", "")))
+        except ScheduleError as exc:
+            problems.append(Problem(("every",), str(exc)))
+        if options.get("start_at") is not None:
+            try:
+                parse_start_at(options["start_at"], "UTC")
+            except ScheduleError as exc:
+                problems.append(Problem(("start_at",), str(exc)))
+        return problems
+
+    def next_fire(self, after: datetime) -> datetime | None:
+        return self.schedule.next_fire(after)
+
+    def jitter_for(self, due: datetime) -> float:
+        if not self.jitter:
+            return 0.0
+        return self.jitter * jitter_fraction(self.spec.key, due)
+
+    def event_for(self, due: datetime) -> tuple[Mapping[str, Any], Mapping[str, str]]:
+        when = due.astimezone(get_zone(self.timezone)).isoformat()
+        payload = {"scheduled_for": when, "every": format_duration(self.every), "timezone": self.timezone}
+        return payload, {"FIRELINK_SCHEDULED_FOR": when}
+
+    def next_due(self) -> datetime | None:
+        now = datetime.fromtimestamp(self.context.clock.now(), timezone.utc)
+        return self.next_fire(now)
+
+
+@hookimpl(trylast=True)
+def firelink_register_triggers() -> list[type[Trigger]]:
+    return [IntervalTrigger]

@@ -1,0 +1,300 @@
+"""Schedule computation: cron expressions with Vixie cron's day and DST rules, and intervals."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone, tzinfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from croniter import CroniterBadDateError, CroniterError, croniter
+
+from .durations import format_duration, parse_duration
+
+__all__ = [
+    "ScheduleError",
+    "CronSchedule",
+    "EverySchedule",
+    "parse_schedule",
+    "get_zone",
+    "jitter_fraction",
+    "MACROS",
+    "MIN_EVERY",
+]
+
+UTC = timezone.utc
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+MIN_EVERY = 1.0
+"""Shortest ``@every`` / interval accepted, in seconds."""
+
+MACROS = {
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+    "@monthly": "0 0 1 * *",
+    "@weekly": "0 0 * * 0",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@hourly": "0 * * * *",
+}
+# Zones whose clocks moved back by more than this are beyond Vixie's rule (and reality).
+_MAX_SHIFT = timedelta(hours=3)
+
+_MONTHS = "jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec"
+_DAYS = "sun|mon|tue|wed|thu|fri|sat"
+
+
+def _field(value: str) -> re.Pattern[str]:
+    return re.compile(rf"^(\*|({value})(-({value}))?)(/\d+)?$", re.IGNORECASE)
+
+
+_NUMERIC = _field(r"\d+")
+_ITEM = {
+    "second": _NUMERIC,
+    "minute": _NUMERIC,
+    "hour": _NUMERIC,
+    "day-of-month": _NUMERIC,
+    "month": _field(rf"\d+|{_MONTHS}"),
+    "day-of-week": _field(rf"\d+|{_DAYS}"),
+}
+_NTH_WEEKDAY = re.compile(rf"^({_DAYS})#[1-5]$", re.IGNORECASE)
+
+
+class ScheduleError(ValueError):
+    """A schedule that cannot be used, with the reason in words."""
+
+
+def get_zone(name: str) -> tzinfo:
+    """The ``zoneinfo`` zone called ``name``; ``ScheduleError`` if unknown."""
+    if name.upper() == "UTC":
+        return UTC
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ScheduleError(f"unknown timezone {name!r} (use an IANA name like Europe/Paris)") from exc
+
+
+def jitter_fraction(key: str, due: datetime) -> float:
+    """A stable pseudo-random number in [0, 1) for one fire of one trigger (restarts agree)."""
+    digest = hashlib.blake2b(f"{key}|{due.timestamp()!r}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def _check_item(kind: str, item: str) -> str | None:
+    """Why one comma-separated item of a field is refused, or None."""
+    low = item.lower()
+    if low == "?":
+        return "'?' (Quartz's 'no specific value') is not cron syntax: write '*'"
+    if kind == "day-of-month" and low == "l":
+        return None
+    if kind == "day-of-week" and "#" in low:
+        if _NTH_WEEKDAY.match(low):
+            return None
+        return (
+            f"{item!r}: write the n-th weekday with a day name, like FRI#3 (Quartz numbers "
+            "days 1-7 from Sunday, cron 0-7, so a number here would be misread)"
+        )
+    if "w" in low and kind == "day-of-month":
+        return f"{item!r}: 'W' (nearest weekday) is Quartz syntax, not supported"
+    if "l" in low and kind in ("day-of-month", "day-of-week") and low not in _DAYS.split("|"):
+        return f"{item!r}: only a bare 'L' (last day of the month) in day-of-month is supported"
+    if not _ITEM[kind].match(item):
+        return f"{item!r} is not a valid {kind} value"
+    return None
+
+
+@dataclass(frozen=True)
+class EverySchedule:
+    """Fires at ``anchor + k * every`` (real time, independent of time zones)."""
+
+    every: float
+    anchor: datetime = EPOCH
+    expression: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_every_us", round(self.every * 1_000_000))
+        object.__setattr__(self, "_anchor_us", (self.anchor - EPOCH) // _US)
+
+    def next_fire(self, after: datetime) -> datetime:
+        after_us = (after - EPOCH) // _US
+        every_us: int = self._every_us  # type: ignore[attr-defined]
+        anchor_us: int = self._anchor_us  # type: ignore[attr-defined]
+        if after_us < anchor_us:
+            return self.anchor.astimezone(UTC)
+        k = (after_us - anchor_us) // every_us + 1
+        return EPOCH + timedelta(microseconds=anchor_us + k * every_us)
+
+
+class CronSchedule:
+    """A 5- or 6-field (seconds first) cron expression computed in one time zone.
+
+    Follows Vixie cron: day-of-month and day-of-week are OR-ed when both are restricted,
+    AND-ed when either starts with ``*``; across DST changes a job at a fixed time (hour
+    and minute fields not starting with ``*``) runs once, at the jump for a time that was
+    skipped and at the first occurrence of a time that repeats; wildcard jobs follow the
+    wall clock (every real occurrence, nothing for skipped times).
+    """
+
+    def __init__(self, expression: str, zone: tzinfo = UTC) -> None:
+        self.expression = expression
+        self.zone = zone
+        fields = self._fields(expression)
+        self.seconds = len(fields) == 6
+        minute, hour, dom, dow = fields[-5], fields[-4], fields[-3], fields[-1]
+        self.fixed_time = not (minute.startswith("*") or hour.startswith("*"))
+        day_or = not (dom.startswith("*") or dow.startswith("*"))
+        self._utc = zone is UTC
+        try:
+            self._iter = croniter(
+                " ".join(fields),
+                datetime(2000, 1, 1),
+                ret_type=datetime,
+                day_or=day_or,
+                second_at_beginning=self.seconds,
+            )
+            self._iter.get_next()
+        except CroniterBadDateError as exc:
+            raise ScheduleError(f"{expression!r} never matches a date") from exc
+        except CroniterError as exc:
+            raise ScheduleError(f"{expression!r}: {exc}") from exc
+
+    @staticmethod
+    def _fields(expression: str) -> list[str]:
+        text = expression.strip()
+        if text.startswith("@"):
+            macro = MACROS.get(text.lower())
+            if macro is None:
+                raise ScheduleError(
+                    f"unknown macro {text!r}; use one of {', '.join(MACROS)} or '@every <duration>'"
+                )
+            return macro.split()
+        fields = text.split()
+        if len(fields) == 7:
+            raise ScheduleError(
+                f"{expression!r} has 7 fields: a year field (Quartz) is not supported; use 5 "
+                "fields (min hour dom month dow) or 6 with seconds first"
+            )
+        if len(fields) not in (5, 6):
+            raise ScheduleError(
+                f"{expression!r} has {len(fields)} fields; expected 5 (min hour dom month dow) "
+                "or 6 (sec min hour dom month dow)"
+            )
+        kinds = ["minute", "hour", "day-of-month", "month", "day-of-week"]
+        if len(fields) == 6:
+            kinds.insert(0, "second")
+        for kind, value in zip(kinds, fields, strict=True):
+            for item in value.split(","):
+                reason = _check_item(kind, item)
+                if reason:
+                    raise ScheduleError(f"{kind} field: {reason}")
+        return fields
+
+    def _naive_after(self, naive: datetime) -> datetime:
+        # croniter is stateful; one instance per schedule avoids re-parsing (the costly part).
+        self._iter.set_current(naive, force=True)
+        return self._iter.get_next()
+
+    def next_fire(self, after: datetime) -> datetime | None:
+        """The first fire strictly after ``after`` (aware), as an aware UTC datetime."""
+        try:
+            if self._utc:
+                naive = after.astimezone(UTC).replace(tzinfo=None)
+                return self._naive_after(naive).replace(tzinfo=UTC)
+            local = after.astimezone(self.zone)
+            naive = local.replace(tzinfo=None)
+            candidate = self._naive_after(naive)
+            early = candidate.replace(tzinfo=self.zone)
+            offset = early.utcoffset()
+            if offset == candidate.replace(tzinfo=self.zone, fold=1).utcoffset() and offset == local.utcoffset():
+                return early.astimezone(UTC)
+            return self._near_transition(after.astimezone(UTC), local)
+        except CroniterBadDateError:
+            return None
+
+    def _instants(self, naive: datetime) -> list[datetime]:
+        """The real instants at which the wall-clock time ``naive`` fires."""
+        first = naive.replace(tzinfo=self.zone)
+        second = naive.replace(tzinfo=self.zone, fold=1)
+        o0, o1 = first.utcoffset(), second.utcoffset()
+        assert o0 is not None and o1 is not None
+        if o0 == o1:
+            return [first.astimezone(UTC)]
+        if o0 > o1:  # the clock went back: this time happens twice
+            if self.fixed_time:
+                return [first.astimezone(UTC)]
+            return [first.astimezone(UTC), second.astimezone(UTC)]
+        if not self.fixed_time:  # skipped time: wildcard jobs simply follow the new time
+            return []
+        return [self._jump(naive - o1, naive - o0)]
+
+    def _jump(self, low: datetime, high: datetime) -> datetime:
+        """The instant the clock jumped forward, between two naive UTC bounds."""
+        low_s, high_s = int((low - datetime(1970, 1, 1)).total_seconds()), int(
+            (high - datetime(1970, 1, 1)).total_seconds()
+        )
+        after = datetime.fromtimestamp(high_s, self.zone).utcoffset()
+        while high_s - low_s > 1:
+            mid = (low_s + high_s) // 2
+            if datetime.fromtimestamp(mid, self.zone).utcoffset() == after:
+                high_s = mid
+            else:
+                low_s = mid
+        return datetime.fromtimestamp(high_s, UTC)
+
+    def _near_transition(self, after: datetime, local: datetime) -> datetime | None:
+        naive = local.replace(tzinfo=None)
+        other = naive.replace(tzinfo=self.zone, fold=1)
+        if local.fold == 0 and other.utcoffset() != local.utcoffset() and other.astimezone(UTC) > after:
+            # In the first pass of a repeated hour, earlier wall times will come again.
+            start = naive - max(local.utcoffset() - other.utcoffset(), timedelta(0))  # type: ignore[operator]
+            start -= timedelta(seconds=1)
+        else:
+            start = naive
+        best: datetime | None = None
+        best_naive: datetime | None = None
+        candidate = start
+        limit = naive + timedelta(days=366 * 30)
+        while candidate < limit:
+            candidate = self._naive_after(candidate)
+            instants = [i for i in self._instants(candidate) if i > after]
+            if instants and (best is None or min(instants) < best):
+                best = min(instants)
+                if best_naive is None:
+                    best_naive = candidate
+            if best is not None and best_naive is not None:
+                unique = self._unique(candidate)
+                if (unique and candidate > best_naive) or candidate > best_naive + _MAX_SHIFT:
+                    return best
+        return best
+
+    def _unique(self, naive: datetime) -> bool:
+        return naive.replace(tzinfo=self.zone).utcoffset() == naive.replace(tzinfo=self.zone, fold=1).utcoffset()
+
+
+def parse_every(text: str) -> float:
+    """Seconds of an ``@every`` / interval duration; ``ScheduleError`` if unusable."""
+    try:
+        seconds = parse_duration(text)
+    except ValueError as exc:
+        raise ScheduleError(str(exc)) from exc
+    if seconds < MIN_EVERY:
+        raise ScheduleError(
+            f"an interval must be at least {format_duration(MIN_EVERY)}, got {text!r}"
+        )
+    return seconds
+
+
+def parse_schedule(expression: str, timezone_name: str = "UTC") -> CronSchedule | EverySchedule:
+    """Parse a cron trigger's ``schedule``; ``ScheduleError`` says what is wrong."""
+    if not isinstance(expression, str) or not expression.strip():
+        raise ScheduleError("a schedule must be a non-empty string like '0 18 * * *'")
+    text = expression.strip()
+    if text.lower().startswith("@every"):
+        rest = text[len("@every") :].strip()
+        if not rest:
+            raise ScheduleError("'@every' needs a duration, like '@every 90s' or '@every 1h30m'")
+        return EverySchedule(parse_every(rest), expression=expression)
+    if text.lower() == "@reboot":
+        raise ScheduleError("'@reboot' is not supported: a daemon restart is not a schedule")
+    return CronSchedule(text, get_zone(timezone_name))
