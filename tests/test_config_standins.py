@@ -7,7 +7,6 @@ component is registered, the stand-in is not, so these tests then run against it
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
@@ -162,4 +161,9 @@ def test_standins_only_fill_gaps() -> None:
     for kind, classes in _STANDINS.items():
         for cls in classes:
             assert cls.type_name in plugins.components(kind)
-    assert sys.modules  # the module imported without side effects on the manager
+    # A stand-in is registered only where no real component has the type.
+    for kind, classes in _STANDINS.items():
+        for cls in classes:
+            provider = plugins.provider(kind, cls.type_name)
+            real = fresh_plugins().provider(kind, cls.type_name)
+            assert (provider.name == "firelink_test_standins") == (real is None)
