@@ -1428,6 +1428,15 @@ class Engine:
     def log_path(self, run: RunRecord) -> str | None:
         return run.log_path
 
+    def queue_depth(self) -> int:
+        """Events not yet dispatched plus runs waiting for an executor slot (for metrics)."""
+        return len(self._events) + len(self._ready) + sum(len(q) for q in self._blocked.values())
+
+    def last_success(self, job: str) -> float | None:
+        """When the job's latest successful run finished (epoch seconds), if known."""
+        hist = self._hist.get(job)
+        return hist.success if hist is not None else None
+
     async def wait_idle(self, timeout: float = 10.0) -> None:
         """Wait until every queued event is dispatched and every follow-up (dependency
         evaluation, retention) is done; runs may still be going. For tests and tools."""

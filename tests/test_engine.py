@@ -590,3 +590,31 @@ def test_many_runs_all_recorded(tmp_path: Path) -> None:
 
     asyncio.run(scenario())
 
+
+
+def test_queue_depth_and_last_success(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    config = cfg(f"""
+        jobs:
+          - name: job
+            trigger: manual
+            command: '{gate_cmd(gate)}'
+            shell: true
+            overlap: queue
+    """)
+
+    async def scenario() -> None:
+        async with run_engine(config, tmp_path) as h:
+            assert h.engine.queue_depth() == 0 and h.engine.last_success("job") is None
+            first = await h.trigger("job")
+            await async_wait_for(lambda: _run_in(h, first, RunState.RUNNING))
+            second = await h.trigger("job")
+            await async_wait_for(lambda: _run_in(h, second, RunState.QUEUED))
+            assert h.engine.queue_depth() == 1
+            gate.touch()
+            await h.wait_run(first)
+            done = await h.wait_run(second)
+            assert h.engine.queue_depth() == 0
+            assert h.engine.last_success("job") == done.finished_at
+
+    asyncio.run(scenario())
