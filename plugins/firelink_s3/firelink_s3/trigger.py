@@ -289,7 +289,8 @@ class S3WatchTrigger(Trigger):
     async def _receive_once(self) -> None:
         queue = self.settings.queue
         response = await _in_thread(
-            self._sqs.receive_message, QueueUrl=queue, WaitTimeSeconds=SQS_WAIT, MaxNumberOfMessages=10
+            self._sqs.receive_message, QueueUrl=queue, WaitTimeSeconds=SQS_WAIT, MaxNumberOfMessages=10,
+            on_abandoned=self._release,
         )
         if self._problem is None:
             # Reachable: say so now rather than after the first (up to 20 s) long poll. After a
@@ -325,6 +326,16 @@ class S3WatchTrigger(Trigger):
                     self.settings.uri, queue, failed.get("Message") or failed.get("Code"),
                 )
 
+    def _release(self, response: Mapping[str, Any]) -> None:
+        """Messages received by a long poll the trigger stopped waiting for (stop, reload):
+        make them visible again at once instead of after the queue's visibility timeout."""
+        entries = [
+            {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+            for i, m in enumerate(response.get("Messages", ()))
+        ]
+        if entries:
+            self._sqs.change_message_visibility_batch(QueueUrl=self.settings.queue, Entries=entries)
+
     # emitting --------------------------------------------------------------
     async def _emit(
         self,
@@ -356,32 +367,43 @@ class S3WatchTrigger(Trigger):
 # --------------------------------------------------------------------------- helpers
 
 
-async def _in_thread(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+async def _in_thread(
+    fn: Callable[..., T], /, *args: Any, on_abandoned: Callable[[T], object] | None = None, **kwargs: Any
+) -> T:
     """Run a blocking boto3 call in a daemon thread and await its result.
 
     Not ``asyncio.to_thread``: the default executor is joined when the loop shuts down, so a
     20 s SQS long poll in flight would hold the daemon's exit (and every test) for up to 20 s.
-    A cancelled call's thread finishes on its own and its result is dropped (an SQS message
-    it received becomes visible again after the queue's visibility timeout).
+    When the awaiting task is cancelled, the call finishes on its own and its result goes to
+    ``on_abandoned`` (in a worker thread) instead.
     """
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
 
+    def abandon(value: Any) -> None:
+        if on_abandoned is not None:
+            with contextlib.suppress(Exception):
+                on_abandoned(value)
+
     def settle(ok: bool, value: Any) -> None:
-        if future.done():
-            return
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
+        if not future.done():
+            if ok:
+                future.set_result(value)
+            else:
+                future.set_exception(value)
+        elif ok and on_abandoned is not None:
+            threading.Thread(target=abandon, args=(value,), name="firelink-s3", daemon=True).start()
 
     def work() -> None:
         try:
             outcome = (True, fn(*args, **kwargs))
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting task
             outcome = (False, exc)
-        with contextlib.suppress(RuntimeError):  # the loop is gone: nobody is waiting any more
+        try:
             loop.call_soon_threadsafe(settle, *outcome)
+        except RuntimeError:  # the loop is gone: nobody is waiting any more
+            if outcome[0]:
+                abandon(outcome[1])
 
     threading.Thread(target=work, name="firelink-s3", daemon=True).start()
     return await future

@@ -6,6 +6,7 @@ import asyncio
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from firelink_core.plugins import make_plugins
 from firelink_core.records import RunState
 from firelink_core.testing import EngineHarness, async_wait_for, run_engine
 
-from .conftest import SeaweedServer, s3_client
+from .conftest import MotoServer, SeaweedServer, s3_client
 
 pytestmark = pytest.mark.s3
 
@@ -102,3 +103,65 @@ def test_one_run_per_new_object_with_its_variables_and_none_doubled_across_a_res
 def _health(h: EngineHarness) -> str:
     (job,) = h.engine.status()
     return job.health["ingest#0"].state
+
+
+def test_notifications_run_once_even_when_sqs_redelivers_after_a_restart(moto: MotoServer, tmp_path: Path) -> None:
+    s3, sqs = moto.client("s3"), moto.client("sqs")
+    url = sqs.create_queue(QueueName="engine-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    s3.create_bucket(Bucket="media")
+    s3.put_bucket_notification_configuration(
+        Bucket="media",
+        NotificationConfiguration={"QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]},
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    state = tmp_path / "state"
+    state.mkdir()
+    config = f"""
+jobs:
+  - name: ingest
+    trigger: watch
+    source: "s3://media/"
+    queue: "{url}"
+    endpoint_url: "{moto.endpoint}"
+    overlap: queue
+    command: {json.dumps([sys.executable, "-c", RECORD])}
+    env: {{OUT: "{out}"}}
+"""
+    captured: list[str] = []
+
+    async def first_life() -> None:
+        async with run_engine(config, state) as h:
+            await asyncio.to_thread(s3.put_object, Bucket="media", Key="clips/new clip+1.mp4", Body=b"v")
+            await h.wait_runs("ingest", 1, timeout=30)
+        # What SQS would redeliver if the delete had been lost: the same notification.
+        (env,) = _seen(out)
+        captured.append(env["FIRELINK_S3_KEY"])
+
+    asyncio.run(first_life())
+    assert captured == ["clips/new clip+1.mp4"]
+    record = {
+        "eventName": "ObjectCreated:Put", "eventTime": "2026-11-24T07:00:00.000Z",
+        "s3": {"bucket": {"name": "media"}, "object": {"key": "late.mp4", "size": 1, "eTag": "e1", "sequencer": "01"}},
+    }
+    body = json.dumps({"Records": [record]})
+    sqs.send_message(QueueUrl=url, MessageBody=body)
+
+    async def second_life() -> None:
+        async with run_engine(config, state) as h:
+            await h.wait_runs("ingest", 2, timeout=30)
+            sqs.send_message(QueueUrl=url, MessageBody=body)  # a redelivery of the same event
+            await async_wait_for(lambda: _queue_empty(sqs, url), 30, message="the redelivery consumed")
+            await h.engine.wait_idle(10)
+            assert len(await h.runs("ingest")) == 2
+
+    asyncio.run(second_life())
+    assert sorted(e["FIRELINK_S3_KEY"] for e in _seen(out)) == ["clips/new clip+1.mp4", "late.mp4"]
+
+
+def _queue_empty(sqs: Any, url: str) -> bool:
+    attrs = sqs.get_queue_attributes(
+        QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return attrs["ApproximateNumberOfMessages"] == "0" and attrs["ApproximateNumberOfMessagesNotVisible"] == "0"

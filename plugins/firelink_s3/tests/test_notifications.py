@@ -197,3 +197,32 @@ def test_missing_queue_degrades_with_a_clear_reason(moto: MotoServer, new_trigge
         assert rec.health.message == f"queue {url} does not exist"
 
     asyncio.run(main())
+
+
+def test_a_message_caught_by_a_stopped_long_poll_is_handed_back_at_once(moto: MotoServer, new_trigger: Any) -> None:
+    url = _setup(moto)
+    sqs = moto.client("sqs")
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "600"})
+    options = {"source": "s3://media-bucket/", "queue": url, "endpoint_url": moto.endpoint}
+
+    async def main() -> None:
+        old, _ = new_trigger(options)
+        await old.start()
+        # Past the test event: the old trigger now sits in a long poll on an empty queue.
+        await async_wait_for(lambda: old.polls >= 1 and _queue_empty(moto, url), 20)
+        await old.stop()  # as a config reload does, in the same process
+        record = {
+            "eventName": "ObjectCreated:Put", "eventTime": "2026-11-24T07:00:00.000Z",
+            "s3": {"bucket": {"name": "media-bucket"}, "object": {"key": "k.txt", "size": 1, "eTag": "e", "sequencer": "1"}},
+        }
+        # The abandoned long poll receives it; it must not stay hidden for 600 s.
+        await asyncio.to_thread(sqs.send_message, QueueUrl=url, MessageBody=json.dumps({"Records": [record]}))
+        new, rec = new_trigger(options)
+        await new.start()
+        try:
+            await rec.wait_events(1, timeout=20)
+        finally:
+            await new.stop()
+        assert [e.env["FIRELINK_S3_KEY"] for e in rec.events] == ["k.txt"]
+
+    asyncio.run(main())
