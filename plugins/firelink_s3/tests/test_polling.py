@@ -265,3 +265,31 @@ def test_unreachable_endpoint_degrades_and_stop_is_prompt(new_trigger: Any) -> N
         assert trigger.next_due() is None
 
     asyncio.run(main())
+
+
+def test_credentials_from_a_named_profile(
+    seaweed: SeaweedServer, bucket: str, new_trigger: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    credentials = tmp_path / "credentials"
+    credentials.write_text(f"[etl]\naws_access_key_id = {ACCESS_KEY}\naws_secret_access_key = {SECRET_KEY}\n")
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(credentials))
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    client = s3_client(seaweed.endpoint)
+
+    async def main() -> None:
+        good, rec = new_trigger({"source": f"s3://{bucket}/", "endpoint_url": seaweed.endpoint, "poll": "200ms", "profile": "etl"})
+        missing, missing_rec = new_trigger({"source": f"s3://{bucket}/", "endpoint_url": seaweed.endpoint, "profile": "nope"})
+        await good.start()
+        await missing.start()
+        try:
+            await _polls(good, 1)
+            await _put(client, bucket, "x", b"1")
+            await rec.wait_events(1)
+            await async_wait_for(lambda: missing_rec.health.state == "degraded", 20)
+        finally:
+            await good.stop()
+            await missing.stop()
+        assert missing_rec.health.message == "AWS configuration problem: The config profile (nope) could not be found"
+
+    asyncio.run(main())
