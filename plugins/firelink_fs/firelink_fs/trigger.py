@@ -3,201 +3,26 @@
 from __future__ import annotations
 
 import asyncio
-import fnmatch
 import hashlib
 import os
 import stat
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
-from urllib.parse import unquote, urlsplit
 
 from firelink_core.abc import Problem, Trigger, TriggerContext
-from firelink_core.durations import DURATION_PATTERN, parse_duration
 from firelink_core.model import TriggerSpec
+
+from ._cursor import Cursor, FileInfo, list_files
+from ._options import CONFIG_SCHEMA, check_options, parse_options
 
 if TYPE_CHECKING:  # watchdog is imported by start(), so validation never loads it
     from watchdog.observers.api import BaseObserver, ObservedWatch
 
-__all__ = ["FsWatchTrigger", "FsOptions", "parse_options", "resolve_source", "EVENT_KINDS"]
+__all__ = ["FsWatchTrigger"]
 
-EVENT_KINDS = ("created", "modified", "moved", "deleted")
-DEFAULT_IGNORE = (".*", "*~", "*.tmp", "*.part", "*.swp")
-CHECKPOINT_VERSION = 1
-# Files whose change time lies this close below the checkpoint's mark are looked at again
-# after a restart (on top of settle and batch): what already fired is recognised by its key.
-_RESCAN_MARGIN = 30.0
 _RETRY_FIRST, _RETRY_MAX = 1.0, 60.0
-
-_DURATION = {
-    "anyOf": [
-        {"type": "string", "pattern": DURATION_PATTERN},
-        {"type": "number", "minimum": 0},
-    ]
-}
-_GLOBS = {"type": "array", "items": {"type": "string", "minLength": 1}}
-
-CONFIG_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "description": "Watch a local folder: inotify by default, or polling for network filesystems.",
-    "properties": {
-        "source": {
-            "type": "string",
-            "minLength": 1,
-            "description": "The folder to watch: a path (relative to the config file's folder) or a "
-            "file:// URL. It may not exist yet: the trigger is degraded until it appears.",
-        },
-        "patterns": {
-            **_GLOBS,
-            "default": ["*"],
-            "description": "Fire only for files matching one of these globs. A glob matches the "
-            "path relative to the watched folder or the file name (fnmatch: * also matches /).",
-        },
-        "ignore_patterns": {
-            **_GLOBS,
-            "default": list(DEFAULT_IGNORE),
-            "description": "Never fire for files matching one of these globs (same matching as "
-            "patterns). The default skips hidden and temporary files of uploads and editors; "
-            "setting this list replaces it.",
-        },
-        "recursive": {
-            "type": "boolean",
-            "default": False,
-            "description": "Also watch the files of every subfolder.",
-        },
-        "events": {
-            "type": "array",
-            "items": {"enum": list(EVENT_KINDS)},
-            "minItems": 1,
-            "uniqueItems": True,
-            "default": ["created", "moved"],
-            "description": "Which changes fire: created (also a file moved in from another "
-            "folder), moved (renamed into place inside the watched folder, like "
-            "upload.tmp -> data.csv), modified (written again later), deleted.",
-        },
-        "settle": {
-            **_DURATION,
-            "default": "1s",
-            "description": "Fire once a file has not changed for this long, so a file being "
-            "written fires once, complete. 0 fires at the first event (the file may be empty). "
-            "With poll, at least twice the poll interval.",
-        },
-        "batch": {
-            **_DURATION,
-            "default": 0,
-            "description": "Collect the files settled within this window (from the first one) "
-            "into one run; FIRELINK_FS_PATHS lists them. 0: one run per file.",
-        },
-        "batch_max": {
-            "type": "integer",
-            "minimum": 1,
-            "default": 500,
-            "description": "A batch holding this many files fires at once (the file list must "
-            "fit in one environment variable, at most 128 KiB on Linux).",
-        },
-        "poll": {
-            **_DURATION,
-            "description": "Scan the folder at this interval instead of using inotify: for NFS, "
-            "SMB and other network filesystems where inotify sees nothing. Default: inotify.",
-        },
-        "catchup": {
-            "anyOf": [{"type": "boolean"}, {"enum": ["skip", "latest", "all"]}],
-            "default": True,
-            "description": "At start, fire for each file that appeared while the daemon was down "
-            "(known from a checkpoint in storage); skip (or false) does not. Unset, the job's "
-            "catchup applies (a job-level catchup: skip turns it off).",
-        },
-        "start_from": {
-            "enum": ["now", "beginning"],
-            "default": "now",
-            "description": "Without a checkpoint (first start): now ignores the files already "
-            "there; beginning fires for each of them.",
-        },
-    },
-    "required": ["source"],
-}
-
-
-@dataclass(frozen=True)
-class FsOptions:
-    """The trigger's options, parsed."""
-
-    root: Path
-    patterns: tuple[str, ...] = ("*",)
-    ignore_patterns: tuple[str, ...] = DEFAULT_IGNORE
-    recursive: bool = False
-    events: frozenset[str] = frozenset({"created", "moved"})
-    settle: float = 1.0
-    batch: float = 0.0
-    batch_max: int = 500
-    poll: float | None = None
-    catchup: bool = True
-    start_from: str = "now"
-
-    @property
-    def effective_settle(self) -> float:
-        # A poll only notices a write at its next scan: waiting two intervals guarantees
-        # that a scan ran between the last write and the end of the wait.
-        return max(self.settle, 2 * self.poll) if self.poll else self.settle
-
-    def matches(self, relpath: str) -> bool:
-        """Whether a file (path relative to the root, ``/``-separated) passes the globs."""
-        name = relpath.rsplit("/", 1)[-1]
-
-        def hit(globs: tuple[str, ...]) -> bool:
-            return any(fnmatch.fnmatchcase(relpath, g) or fnmatch.fnmatchcase(name, g) for g in globs)
-
-        return hit(self.patterns) and not hit(self.ignore_patterns)
-
-
-def resolve_source(source: str, config_dir: Path | None) -> Path:
-    """The absolute folder of ``source`` (a path or a ``file://`` URL). Raises ``ValueError``."""
-    if source.startswith("file:"):
-        url = urlsplit(source)
-        if url.netloc not in ("", "localhost"):
-            raise ValueError(
-                f"file:// URLs name a local folder: file:///path (got host {url.netloc!r}); "
-                "for a network share, mount it and set poll"
-            )
-        if not url.path.startswith("/"):
-            raise ValueError("a file:// URL needs an absolute path: file:///path")
-        path = Path(unquote(url.path))
-    else:
-        path = Path(source).expanduser()
-    if not path.is_absolute():
-        path = (config_dir or Path.cwd()) / path
-    return Path(os.path.normpath(path))
-
-
-def _seconds(options: Mapping[str, Any], key: str, default: float | None) -> float | None:
-    value = options.get(key)
-    return default if value is None else parse_duration(value)
-
-
-def parse_options(
-    options: Mapping[str, Any], config_dir: Path | None = None, *, job_catchup: str = "latest"
-) -> FsOptions:
-    """Options (already schema-valid) to :class:`FsOptions`. Raises ``ValueError``.
-
-    ``job_catchup`` is the job's ``catchup``: with the one-trigger shorthand, ``catchup:``
-    written at the job level is the job's key, so it decides when the option is absent.
-    """
-    catchup = options.get("catchup", job_catchup)
-    return FsOptions(
-        root=resolve_source(str(options["source"]), config_dir),
-        patterns=tuple(options.get("patterns", ("*",))),
-        ignore_patterns=tuple(options.get("ignore_patterns", DEFAULT_IGNORE)),
-        recursive=bool(options.get("recursive", False)),
-        events=frozenset(options.get("events", ("created", "moved"))),
-        settle=_seconds(options, "settle", 1.0) or 0.0,
-        batch=_seconds(options, "batch", 0.0) or 0.0,
-        batch_max=int(options.get("batch_max", 500)),
-        poll=_seconds(options, "poll", None) or None,
-        catchup=catchup not in (False, "skip"),
-        start_from=str(options.get("start_from", "now")),
-    )
 
 
 @dataclass
@@ -206,45 +31,19 @@ class _Pending:
 
     kind: str
     fire: bool
-    """False for changes that do not fire but still move the checkpoint (e.g. modified)."""
+    """False for changes that do not fire but still move the cursor (e.g. modified)."""
     catchup: bool = False
     timer: asyncio.TimerHandle | None = None
-
-
-@dataclass(frozen=True)
-class _File:
-    path: str
-    relpath: str
-    kind: str
-    size: int | None = None
-    mtime_ns: int | None = None
-    ctime_ns: int | None = None
-    catchup: bool = False
-
-    @property
-    def mtime_iso(self) -> str:
-        if self.mtime_ns is None:
-            return ""
-        return datetime.fromtimestamp(self.mtime_ns / 1e9, tz=timezone.utc).isoformat()
-
-    @property
-    def dedupe_key(self) -> str:
-        # The change time cannot be set by users (unlike mtime, kept by cp -p and rsync -t):
-        # the same file dropped again fires again, an untouched file never fires twice.
-        return f"{self.relpath}@{self.ctime_ns}:{self.mtime_ns}:{self.size}"
-
-    @property
-    def done_key(self) -> str:
-        return hashlib.sha1(self.dedupe_key.encode(), usedforsecurity=False).hexdigest()[:16]
 
 
 class FsWatchTrigger(Trigger):
     """Fires for files appearing (or changing) in a local folder.
 
     Watches with inotify (or polling), waits for each file to settle, then emits one event
-    per file (or per batch). A checkpoint in storage (a high-water mark of the files' change
-    times plus the keys of the files handled just below it) lets a restart fire exactly the
-    files that appeared while the daemon was down; dedupe keys make a repeat harmless.
+    per file (or per batch). A checkpoint in storage (``_cursor.Cursor``) lets a restart fire
+    exactly the files that appeared while the daemon was down; dedupe keys make a repeat
+    harmless. watchdog calls back on its own thread: events reach the loop through
+    ``call_soon_threadsafe``, and one worker task stats, emits and saves, in order.
     """
 
     type_name = "watch"
@@ -254,35 +53,7 @@ class FsWatchTrigger(Trigger):
 
     @classmethod
     def check(cls, options: Mapping[str, Any], *, config_dir: Path | None = None) -> list[Problem]:
-        problems: list[Problem] = []
-        source = str(options.get("source", ""))
-        for key in ("patterns", "ignore_patterns"):
-            for i, glob in enumerate(options.get(key) or ()):
-                if str(glob).startswith("/"):
-                    problems.append(Problem(
-                        (key, i), f"{glob!r}: globs match paths relative to the watched folder, "
-                        "not absolute paths",
-                    ))
-        for key in ("settle", "batch", "poll"):
-            if options.get(key) is not None:
-                try:
-                    seconds = parse_duration(options[key])
-                except ValueError as exc:
-                    problems.append(Problem((key,), str(exc)))
-                    continue
-                if key == "poll" and seconds <= 0:
-                    problems.append(Problem((key,), "the poll interval must be more than 0"))
-        if "${" in source:
-            return problems  # interpolated when the daemon loads the config
-        try:
-            root = resolve_source(source, config_dir)
-        except ValueError as exc:
-            return [*problems, Problem(("source",), str(exc))]
-        # A folder that does not exist is fine here: `firelink validate` runs in CI, where
-        # the server's folders are absent (the daemon reports the trigger degraded instead).
-        if root.exists() and not root.is_dir():
-            problems.append(Problem(("source",), f"{root} exists but is not a folder"))
-        return problems
+        return check_options(options, config_dir)
 
     def __init__(self, spec: TriggerSpec, context: TriggerContext) -> None:
         super().__init__(spec, context)
@@ -301,14 +72,11 @@ class FsWatchTrigger(Trigger):
         self._worker: asyncio.Task[None] | None = None
         self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._pending: dict[str, _Pending] = {}
-        self._batch: list[_File] = []
+        self._batch: list[FileInfo] = []
         self._batch_timer: asyncio.TimerHandle | None = None
-        # checkpoint: every matching file with a change time below `_mark - margin` was handled,
-        # and `_done` holds the keys (-> change time) of the files handled above that
-        self._mark = -1
-        self._done: dict[str, int] = {}
+        self._cursor = Cursor(str(self.root), self.opts.effective_settle + self.opts.batch)
         self._need_baseline = False
-        self._dirty = False
+        """No usable checkpoint: the files found by the first listing are not new."""
         self._failing = False
         self._stopped = False
         self._health: tuple[str, str] | None = None
@@ -339,11 +107,12 @@ class FsWatchTrigger(Trigger):
                     await task
                 except asyncio.CancelledError:
                     pass
-        if self._dirty:
-            try:
+        try:
+            await self._flush_batch()  # its files have settled: no reason to make them wait
+            if self._cursor.dirty:
                 await self._save_checkpoint()
-            except Exception:  # noqa: BLE001 - storage may be closing; the next start rescans
-                self._log.warning("could not save the checkpoint of %s at stop", self.spec.key)
+        except Exception as exc:  # noqa: BLE001 - storage may be closing; the next start rescans
+            self._log.warning("%s: could not save the last events at stop: %s", self.spec.key, exc)
         if self._observer is not None:
             observer, self._observer = self._observer, None
             observer.stop()
@@ -393,7 +162,7 @@ class FsWatchTrigger(Trigger):
         if self._need_baseline:
             # The folder is created after our start: every file in it is new.
             self._need_baseline = False
-            self._mark, self._done, self._dirty = -1, {}, True
+            self._cursor.reset()
             await self._save_checkpoint()
         ancestor = self.root.parent
         while not ancestor.is_dir() and ancestor != ancestor.parent:
@@ -451,16 +220,6 @@ class FsWatchTrigger(Trigger):
         self._attaching = asyncio.create_task(detach())
 
     # events (on the loop) ---------------------------------------------------------
-    def _relpath(self, path: str) -> str | None:
-        """The path relative to the root if the trigger watches it, else ``None``."""
-        rel = os.path.relpath(path, self.root)
-        if rel in (".", "..") or rel.startswith("../"):
-            return None
-        rel = rel.replace(os.sep, "/")
-        if not self.opts.recursive and "/" in rel:
-            return None
-        return rel
-
     def _on_event(self, kind: str, src: str, dest: str, is_dir: bool) -> None:
         if self._stopped or not self._active:
             return
@@ -480,12 +239,12 @@ class FsWatchTrigger(Trigger):
             self._touch(dest, "moved")
         elif kind == "deleted":
             self._forget(src)
-            rel = self._relpath(src)
+            rel = self.opts.relpath(src)
             if "deleted" in self.opts.events and rel is not None and self.opts.matches(rel):
-                self._queue.put_nowait(("deleted", _File(src, rel, "deleted")))
+                self._queue.put_nowait(("deleted", FileInfo(src, rel, "deleted")))
 
     def _touch(self, path: str, kind: str, *, catchup: bool = False) -> None:
-        rel = self._relpath(path)
+        rel = self.opts.relpath(path)
         if rel is None or not self.opts.matches(rel):
             return
         fire = kind in self.opts.events or (catchup and bool({"created", "moved"} & self.opts.events))
@@ -530,7 +289,7 @@ class FsWatchTrigger(Trigger):
             if self._failing:
                 self._failing = False
                 self._set_health("ok", f"watching {self.root}")
-            if self._queue.empty() and self._dirty:
+            if self._queue.empty() and self._cursor.dirty:
                 try:
                     await self._save_checkpoint()
                 except Exception as exc:  # noqa: BLE001 - kept dirty: saved with the next change
@@ -560,13 +319,15 @@ class FsWatchTrigger(Trigger):
         if not stat.S_ISREG(st.st_mode):
             self._forget(path)
             return
-        rel = self._relpath(path) or os.path.basename(path)
-        file = _File(path, rel, pending.kind, st.st_size, st.st_mtime_ns, st.st_ctime_ns, pending.catchup)
+        rel = self.opts.relpath(path) or os.path.basename(path)
+        file = FileInfo.from_stat(path, rel, pending.kind, st, pending.catchup)
         if pending.fire and self.opts.batch > 0:
+            if len(self._batch) >= self.opts.batch_max:
+                await self._flush_batch()  # full: its flush may still be queued behind us
             self._batch.append(file)
             del self._pending[path]
             if len(self._batch) >= self.opts.batch_max:
-                await self._flush_batch()
+                self._queue.put_nowait(("flush", None))
             elif self._batch_timer is None:
                 assert self._loop is not None
                 self._batch_timer = self._loop.call_later(
@@ -580,9 +341,9 @@ class FsWatchTrigger(Trigger):
         elif pending.timer is not None:
             # written again while we emitted: what follows is a modification
             pending.kind, pending.fire = "modified", "modified" in self.opts.events
-        self._handled(file)
+        self._cursor.handled(file)
 
-    async def _emit_file(self, file: _File) -> None:
+    async def _emit_file(self, file: FileInfo) -> None:
         payload: dict[str, Any] = {
             "path": file.path, "relpath": file.relpath, "dir": str(self.root), "event": file.kind,
         }
@@ -596,9 +357,6 @@ class FsWatchTrigger(Trigger):
         await self.context.emit(payload, env, dedupe_key=key)
 
     async def _flush_batch(self) -> None:
-        if self._batch_timer is not None:
-            self._batch_timer.cancel()
-            self._batch_timer = None
         if not self._batch:
             return
         files = self._batch
@@ -614,91 +372,39 @@ class FsWatchTrigger(Trigger):
         for f in sorted(files, key=lambda f: f.dedupe_key):
             digest.update(f.dedupe_key.encode() + b"\0")
         await self.context.emit(payload, env, dedupe_key=f"batch:{digest.hexdigest()}")
+        if self._batch_timer is not None:
+            self._batch_timer.cancel()
+            self._batch_timer = None
         self._batch = []
         for f in files:
-            self._handled(f)
+            self._cursor.handled(f)
 
     # checkpoint -----------------------------------------------------------------
-    @property
-    def _margin_ns(self) -> int:
-        return int((self.opts.effective_settle + self.opts.batch + _RESCAN_MARGIN) * 1e9)
-
-    def _handled(self, file: _File) -> None:
-        if file.ctime_ns is None:
-            return
-        self._done[file.done_key] = file.ctime_ns
-        self._mark = max(self._mark, file.ctime_ns)
-        self._dirty = True
-
     async def _load_checkpoint(self) -> None:
-        saved = await self.context.get_checkpoint()
-        valid = (
-            isinstance(saved, dict)
-            and saved.get("v") == CHECKPOINT_VERSION
-            and saved.get("source") == str(self.root)
-        )
-        if valid and self.opts.catchup:
-            self._mark = int(saved["mark"])
-            self._done = {str(k): int(v) for k, v in saved.get("done", {}).items()}
+        restored = self._cursor.restore(await self.context.get_checkpoint())
+        if restored and self.opts.catchup:
             self._need_baseline = False
-        elif self.opts.start_from == "beginning" and not valid:
-            self._mark, self._done, self._need_baseline = -1, {}, False
+        elif not restored and self.opts.start_from == "beginning":
+            self._cursor.reset()
+            self._need_baseline = False
         else:
-            # first start (or catchup: false): the files already there are the baseline
+            # first start (or catchup off): the files already there are the baseline
             self._need_baseline = True
 
     async def _save_checkpoint(self) -> None:
-        floor = self._mark - self._margin_ns
-        self._done = {k: c for k, c in self._done.items() if c >= floor}
-        self._dirty = False
-        await self.context.set_checkpoint(
-            {"v": CHECKPOINT_VERSION, "source": str(self.root), "mark": self._mark, "done": self._done}
-        )
-
-    def _list_files(self) -> list[_File]:
-        """Every matching regular file under the root (blocking: run it in a thread)."""
-        found: list[_File] = []
-        folders = [self.root]
-        while folders:
-            folder = folders.pop()
-            try:
-                entries = list(os.scandir(folder))
-            except OSError as exc:
-                self._log.warning("%s: cannot list %s: %s", self.spec.key, folder, exc)
-                continue
-            for entry in entries:
-                try:
-                    if entry.is_dir(follow_symlinks=False):
-                        if self.opts.recursive:
-                            folders.append(Path(entry.path))
-                        continue
-                    rel = self._relpath(entry.path)
-                    if rel is None or not self.opts.matches(rel):
-                        continue
-                    st = entry.stat()
-                except OSError:
-                    continue  # gone meanwhile
-                if stat.S_ISREG(st.st_mode):
-                    found.append(_File(entry.path, rel, "created", st.st_size, st.st_mtime_ns, st.st_ctime_ns))
-        return found
+        await self.context.set_checkpoint(self._cursor.to_json())
 
     async def _scan(self) -> None:
-        """At start (and when the folder reappears): baseline, or fire what was missed."""
-        files = await asyncio.to_thread(self._list_files)
+        """At start (and when the folder reappears): take the baseline, or fire what was missed."""
+        files = await asyncio.to_thread(list_files, self.opts, self._log)
         if self._need_baseline:
             self._need_baseline = False
-            self._mark = max((f.ctime_ns or 0 for f in files), default=-1)
-            self._done = {}
-            for f in files:
-                self._done[f.done_key] = f.ctime_ns or 0
-            self._dirty = True
+            self._cursor.reset(files)
             await self._save_checkpoint()
             return
-        floor = self._mark - self._margin_ns
-        missed = [f for f in files if (f.ctime_ns or 0) >= floor and f.done_key not in self._done]
-        missed.sort(key=lambda f: f.ctime_ns or 0)
+        missed = self._cursor.missed(files)
         if missed:
             self._log.info("%s: %d file(s) appeared in %s while not watching", self.spec.key, len(missed), self.root)
-        for f in missed:
-            if f.path not in self._pending:
-                self._touch(f.path, "created", catchup=True)
+        for file in missed:
+            if file.path not in self._pending:
+                self._touch(file.path, "created", catchup=True)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from firelink_fs.trigger import FsWatchTrigger, parse_options
+from firelink_fs._options import parse_options
+from firelink_fs.trigger import FsWatchTrigger
 
 from firelink_core.config import validate_text
 from firelink_core.plugins import make_plugins

@@ -125,11 +125,11 @@ def test_a_checkpoint_of_another_folder_is_not_used(tmp_path: Path, fs) -> None:
 
 
 def test_the_checkpoint_keeps_only_recent_keys_and_still_knows_the_rest(tmp_path: Path, fs, monkeypatch) -> None:
-    from firelink_fs import trigger
+    from firelink_fs import _cursor
 
     # With no rescan margin only the files at the high-water mark keep a key: a checkpoint
     # does not grow with the folder, and a restart still knows every older file was handled.
-    monkeypatch.setattr(trigger, "_RESCAN_MARGIN", 0.0)
+    monkeypatch.setattr(_cursor, "RESCAN_MARGIN", 0.0)
     checkpoints: dict[str, Any] = {}
     options = {"source": str(tmp_path), "settle": 0}
 
