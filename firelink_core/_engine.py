@@ -624,8 +624,13 @@ class Engine:
         last_wall, last_mono = self.clock.now(), self.clock.monotonic()
         while not self._stopping:
             self._wake.clear()
+            dispatched = 0
             while self._events and not self._stopping:
                 await self._dispatch(self._events.popleft())
+                dispatched += 1
+                if dispatched % 64 == 0:
+                    # Storage calls may complete without yielding: let started runs progress.
+                    await asyncio.sleep(0)
             now = self.clock.now()
             while self._heap and self._heap[0][0] <= now and not self._stopping:
                 _when, _seq, kind, key, data = heapq.heappop(self._heap)
