@@ -618,3 +618,58 @@ def test_queue_depth_and_last_success(tmp_path: Path) -> None:
             assert h.engine.last_success("job") == done.finished_at
 
     asyncio.run(scenario())
+
+
+def test_stop_lets_runs_finish_within_grace(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    config = cfg(f"""
+        jobs:
+          - name: job
+            trigger: manual
+            command: '{gate_cmd(gate, "echo finished")}'
+            shell: true
+    """)
+
+    async def scenario() -> None:
+        from firelink_core._engine import Engine
+
+        plugins = plugins_with()
+        config_obj, _ = parse_config(config, str(tmp_path / "firelink.yaml"), plugins=plugins, state_dir=tmp_path)
+        engine = Engine(config_obj, plugins)
+        await engine.start()
+        run_id = await engine.trigger("job")
+        waiter = asyncio.ensure_future(engine.wait_run(run_id, timeout=30))
+        await async_wait_for(lambda: _run_in(types.SimpleNamespace(storage=engine.storage), run_id, RunState.RUNNING))
+        stopping = asyncio.ensure_future(engine.stop(grace=20))
+        await async_wait_for(lambda: engine._stopping)
+        gate.touch()  # the run ends by itself during the grace period
+        await stopping
+        run = await waiter
+        assert run.state is RunState.SUCCESS
+
+    asyncio.run(scenario())
+
+
+class FailingNotifier(Notifier):
+    type_name = "failing"
+    description = "Always raises (a webhook answering 500)."
+
+    async def notify(self, event: RunEvent) -> None:
+        raise RuntimeError("HTTP 500")
+
+
+def test_failing_notifier_is_counted_and_logged(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = cfg("""
+        notifiers:
+          bad: {type: failing}
+        jobs:
+          - {name: job, trigger: manual, command: ["sh", "-c", "exit 1"], notify: [bad]}
+    """)
+
+    async def scenario() -> None:
+        async with run_engine(config, tmp_path, plugins=plugins_with(FailingNotifier)) as h:
+            assert (await h.run("job")).state is RunState.FAILED
+            await async_wait_for(lambda: h.engine.notifier_failures == 1)
+
+    asyncio.run(scenario())
+    assert "notifier bad failed on failure" in caplog.text and "HTTP 500" in caplog.text
