@@ -1,0 +1,1 @@
+"""firelink's benchmark suite: the real daemon beside APScheduler 3 and the machine's limits."""
