@@ -265,6 +265,7 @@ class Daemon:
         config_path: Path,
         reload_config: ConfigLoader,
         grace: float = 30.0,
+        metrics: tuple[str, int] | None = None,
         engine_factory: Callable[[Config, Plugins], Any] | None = None,
     ) -> None:
         self.config = config
@@ -278,6 +279,9 @@ class Daemon:
 
             engine_factory = Engine
         self._engine_factory = engine_factory
+        self.metrics_address = metrics
+        self.metrics_url: str | None = None
+        self._metrics: Any = None
         self.engine: Any = None
         self.stopping = False
         self.started_at: float | None = None
@@ -298,6 +302,7 @@ class Daemon:
             "config": str(self.config_path),
             "state_dir": str(self.state_dir),
             "stopping": self.stopping,
+            "metrics": self.metrics_url,
         }
 
     # lifecycle ------------------------------------------------------------
@@ -314,6 +319,12 @@ class Daemon:
         server = ControlServer(self, self.state_dir / SOCKET_NAME)
         try:
             self.engine = self._engine_factory(self.config, self.plugins)
+            if self.metrics_address is not None:
+                from ._metrics import EngineMetrics
+
+                # A plugin on the engine's own manager: it counts every run event.
+                self._metrics = EngineMetrics(self.engine)
+                self.plugins.pm.register(self._metrics, name="firelink.metrics")
             await self.engine.start()
         except _EXPECTED_START_ERRORS as exc:
             # A damaged database, an unusable state directory, an executor that cannot
@@ -330,6 +341,16 @@ class Daemon:
             log.error("cannot open the control socket: %s", exc)
             await self._do_stop(0)
             return 1
+        if self._metrics is not None and self.metrics_address is not None:
+            try:
+                host, port = self._metrics.serve(*self.metrics_address)
+            except OSError as exc:
+                log.error("cannot serve metrics on %s:%d: %s", *self.metrics_address, exc.strerror or exc)
+                await server.close()
+                await self._do_stop(0)
+                return 1
+            self.metrics_url = f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
+            log.info("metrics on %s", self.metrics_url)
         self.started_at = time.time()
         if self.stopping and self._stop_grace is not None:
             self._stop_tasks.append(asyncio.ensure_future(self._do_stop(self._stop_grace)))
@@ -352,6 +373,8 @@ class Daemon:
             return 1
         finally:
             await server.close()
+            if self._metrics is not None:
+                self._metrics.close()
             for task in list(self._background):
                 task.cancel()
 
@@ -503,6 +526,7 @@ def run_daemon(
     log_format: str,
     log_level: str,
     log_to_file: bool,
+    metrics: tuple[str, int] | None = None,
     err: IO[str] | None = None,
 ) -> int:
     """The whole life of a ``firelink run`` process after the config validated; the exit code."""
@@ -529,7 +553,9 @@ def run_daemon(
         warning = state_dir_warning(state_dir)
         if warning:
             log.warning(warning)
-        daemon = Daemon(config, plugins, config_path=config_path, reload_config=reload_config, grace=grace)
+        daemon = Daemon(
+            config, plugins, config_path=config_path, reload_config=reload_config, grace=grace, metrics=metrics
+        )
         try:
             return asyncio.run(daemon.serve())
         except Exception:

@@ -72,6 +72,17 @@ def _duration(_ctx: click.Context, param: click.Parameter, value: Any) -> float 
         raise click.BadParameter(str(exc), param=param) from None
 
 
+def _address(_ctx: click.Context, param: click.Parameter, value: Any) -> tuple[str, int] | None:
+    if value is None:
+        return None
+    from .._metrics import parse_address
+
+    try:
+        return parse_address(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param=param) from None
+
+
 def _config_errors(errors: Iterable[Any]) -> None:
     """Print config problems the way ``firelink validate`` does: ``file:line:col: message``."""
     for error in errors:
@@ -322,6 +333,8 @@ def _print_json(value: Any) -> None:
               help="Readable lines or one JSON object per line.")
 @click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
               default="info", show_default=True)
+@click.option("--metrics", "metrics", metavar="HOST:PORT", callback=_address,
+              help="Serve Prometheus metrics at http://HOST:PORT/metrics (a bare PORT binds 127.0.0.1).")
 @click.option("--detach", is_flag=True,
               help="Run in the background: pid file and log file in the state directory.")
 @click.option("--detached-child", is_flag=True, hidden=True)
@@ -332,6 +345,7 @@ def run_cmd(
     grace: float,
     log_format: str,
     log_level: str,
+    metrics: tuple[str, int] | None,
     detach: bool,
     detached_child: bool,
 ) -> None:
@@ -357,6 +371,8 @@ def run_cmd(
                 "--log-format", log_format, "--log-level", log_level]
         for plugin in plugins:
             args += ["--plugin", plugin]
+        if metrics is not None:
+            args += ["--metrics", f"[{metrics[0]}]:{metrics[1]}" if ":" in metrics[0] else f"{metrics[0]}:{metrics[1]}"]
         try:
             sys.exit(spawn_detached(args, resolved_state))
         except OSError as exc:
@@ -377,6 +393,7 @@ def run_cmd(
             log_format=log_format,
             log_level=log_level,
             log_to_file=detached_child,
+            metrics=metrics,
         )
     )
 
