@@ -202,9 +202,9 @@ class CronSchedule:
                 naive = after.astimezone(UTC).replace(tzinfo=None)
                 return self._naive_after(naive).replace(tzinfo=UTC)
             local = after.astimezone(self.zone)
-            naive = local.replace(tzinfo=None)
+            naive = local.replace(tzinfo=None, fold=0)
             candidate = self._naive_after(naive)
-            early = candidate.replace(tzinfo=self.zone)
+            early = candidate.replace(tzinfo=self.zone, fold=0)
             offset = early.utcoffset()
             if offset == candidate.replace(tzinfo=self.zone, fold=1).utcoffset() and offset == local.utcoffset():
                 return early.astimezone(UTC)
@@ -214,7 +214,7 @@ class CronSchedule:
 
     def _instants(self, naive: datetime) -> list[datetime]:
         """The real instants at which the wall-clock time ``naive`` fires."""
-        first = naive.replace(tzinfo=self.zone)
+        first = naive.replace(tzinfo=self.zone, fold=0)
         second = naive.replace(tzinfo=self.zone, fold=1)
         o0, o1 = first.utcoffset(), second.utcoffset()
         assert o0 is not None and o1 is not None
@@ -243,7 +243,7 @@ class CronSchedule:
         return datetime.fromtimestamp(high_s, UTC)
 
     def _near_transition(self, after: datetime, local: datetime) -> datetime | None:
-        naive = local.replace(tzinfo=None)
+        naive = local.replace(tzinfo=None, fold=0)
         other = naive.replace(tzinfo=self.zone, fold=1)
         if local.fold == 0 and other.utcoffset() != local.utcoffset() and other.astimezone(UTC) > after:
             # In the first pass of a repeated hour, earlier wall times will come again.
@@ -269,7 +269,7 @@ class CronSchedule:
         return best
 
     def _unique(self, naive: datetime) -> bool:
-        return naive.replace(tzinfo=self.zone).utcoffset() == naive.replace(tzinfo=self.zone, fold=1).utcoffset()
+        return naive.replace(tzinfo=self.zone, fold=0).utcoffset() == naive.replace(tzinfo=self.zone, fold=1).utcoffset()
 
 
 def parse_every(text: str) -> float:
