@@ -272,7 +272,7 @@ class CronSchedule:
         return naive.replace(tzinfo=self.zone, fold=0).utcoffset() == naive.replace(tzinfo=self.zone, fold=1).utcoffset()
 
 
-def parse_every(text: str) -> float:
+def parse_every(text: str | int | float) -> float:
     """Seconds of an ``@every`` / interval duration; ``ScheduleError`` if unusable."""
     try:
         seconds = parse_duration(text)

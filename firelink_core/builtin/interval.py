@@ -68,7 +68,7 @@ class IntervalTrigger(ScheduleTrigger):
     def __init__(self, spec: TriggerSpec, context: TriggerContext) -> None:
         super().__init__(spec, context)
         self.timezone = context.job.timezone
-        self.every = parse_every(str(spec.options["every"]))
+        self.every = parse_every(spec.options["every"])
         start = spec.options.get("start_at")
         anchor = EPOCH if start is None else parse_start_at(start, self.timezone)
         self.schedule = EverySchedule(self.every, anchor)
@@ -78,7 +78,7 @@ class IntervalTrigger(ScheduleTrigger):
     def check(cls, options: Mapping[str, Any], *, config_dir: Path | None = None) -> list[Problem]:
         problems = check_jitter(options)
         try:
-            parse_every(str(options.get("every", "")))
+            parse_every(options.get("every", ""))
         except ScheduleError as exc:
             problems.append(Problem(("every",), str(exc)))
         if options.get("start_at") is not None:
