@@ -790,6 +790,9 @@ class Engine:
             self._run_event(RunWaiting(run=run))
             await self._evaluate_waiting(run)
         else:
+            if job.overlap == "skip" and event.payload.get("catchup"):
+                # Fires caught up together after downtime would skip each other: they queue.
+                job = dataclasses.replace(job, overlap="queue")
             await self._admit(job, RunRecord(**base), consume_event=event.id)
 
     def _limit(self, job: JobSpec) -> int:
@@ -1368,6 +1371,10 @@ class Engine:
         for name in result.added:
             self._retired.pop(name, None)
         old_notifiers = self.config.notifiers
+        for what in ("state_dir", "storage"):
+            if getattr(config, what) != getattr(self.config, what):
+                log.warning("reload: a change of %s takes effect at the next restart", what)
+        config = dataclasses.replace(config, state_dir=self.config.state_dir, storage=self.config.storage)
         self.config = config
         self._jobs = new_jobs
         self._dag = new_dag

@@ -62,7 +62,7 @@ def cfg(text: str) -> str:
     return textwrap.dedent(text)
 
 
-def schedule_job(catchup: str = "latest", extra: str = "") -> str:
+def schedule_job(catchup: str = "latest", extra: str = "", overlap: str = "allow", instances: int = 10) -> str:
     return cfg(f"""
         jobs:
           - name: tick
@@ -70,8 +70,8 @@ def schedule_job(catchup: str = "latest", extra: str = "") -> str:
             seconds: 3600
             catchup: {catchup}
             command: ["true"]
-            overlap: allow
-            max_instances: 10
+            overlap: {overlap}
+            max_instances: {instances}
             {extra}
           - {{name: poke, trigger: manual, command: ["true"]}}
     """)
@@ -109,17 +109,18 @@ async def _seed_last_fire(tmp_path: Path, when: float) -> None:
     await storage.close()
 
 
-def _catch_up(tmp_path: Path, catchup: str, extra: str = "") -> list[float]:
+def _catch_up(tmp_path: Path, catchup: str, extra: str = "", overlap: str = "allow", instances: int = 10) -> list[float]:
     """Runs made at start after a downtime: last fire 5 whole hours before T0's hour."""
     clock = FakeClock(T0)
     last = aligned_after(T0) - 6 * HOUR  # fires missed: last+1h .. last+5h (the latest is <= T0)
 
     async def scenario() -> list[float]:
         await _seed_last_fire(tmp_path, last)
-        async with run_engine(schedule_job(catchup, extra), tmp_path, clock=clock, plugins=plugins_with(EveryTrigger)) as h:
+        async with run_engine(schedule_job(catchup, extra, overlap, instances), tmp_path, clock=clock, plugins=plugins_with(EveryTrigger)) as h:
             await h.settle()
-            runs = await h.runs("tick")
             await async_wait_for(lambda: _all_finished(h, "tick"))
+            runs = await h.runs("tick")
+            assert all(r.state is RunState.SUCCESS for r in runs)
             assert await h.storage.get_last_fire("tick#0") == last + 5 * HOUR
             (status,) = [s for s in h.engine.status() if s.name == "tick"]
             assert status.next_due == datetime.fromtimestamp(aligned_after(T0), timezone.utc)
@@ -140,6 +141,11 @@ def test_catchup_latest_runs_once_for_all_missed(tmp_path: Path) -> None:
 def test_catchup_all_runs_every_missed_fire(tmp_path: Path) -> None:
     last = aligned_after(T0) - 6 * HOUR
     assert _catch_up(tmp_path, "all") == [last + n * HOUR for n in range(1, 6)]
+
+
+def test_catchup_all_queues_even_with_overlap_skip(tmp_path: Path) -> None:
+    last = aligned_after(T0) - 6 * HOUR
+    assert _catch_up(tmp_path, "all", overlap="skip", instances=1) == [last + n * HOUR for n in range(1, 6)]
 
 
 def test_catchup_skip_runs_nothing(tmp_path: Path) -> None:
