@@ -312,3 +312,39 @@ def test_storage_trouble_degrades_then_the_file_still_fires_once(tmp_path: Path)
         assert states[-1][0] == "ok"
 
     asyncio.run(main())
+
+
+def test_a_source_that_is_a_file_is_degraded_until_it_becomes_a_folder(tmp_path: Path, fs) -> None:
+    source = tmp_path / "drop"
+    source.write_text("a file where the folder should be")
+
+    async def main() -> None:
+        async with fs.watching({"source": str(source), **FAST}) as (rec, _):
+            assert rec.health.state == "degraded" and "not a folder" in (rec.health.message or "")
+            source.unlink()
+            source.mkdir()
+            await async_wait_for(lambda: rec.health.state == "ok", message="the trigger recovers")
+            (source / "a.csv").write_text("x")
+            return await fs.before_sentinel(rec, source)
+
+    assert fs.paths(asyncio.run(main())) == [str(source / "a.csv")]
+
+
+def test_stop_releases_threads_and_inotify_instances(tmp_path: Path, fs) -> None:
+    # A daemon reloads its config for months: each stop must give back what start took
+    # (Linux allows 128 inotify instances per user).
+    import threading
+
+    def resources() -> tuple[int, int]:
+        # the loop's own thread pool (asyncio_N workers) may grow: not ours to count
+        threads = [t for t in threading.enumerate() if not t.name.startswith("asyncio_")]
+        return len(threads), len(os.listdir("/proc/self/fd"))
+
+    async def main() -> None:
+        before = resources()
+        for source in [tmp_path, tmp_path / "missing"] * 10:
+            async with fs.watching({"source": str(source), **FAST}) as (rec, _):
+                assert rec.health.state in ("ok", "degraded")
+        assert resources() == before
+
+    asyncio.run(main())
