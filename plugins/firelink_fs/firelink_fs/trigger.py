@@ -25,6 +25,10 @@ __all__ = ["FsWatchTrigger"]
 _RETRY_FIRST, _RETRY_MAX = 1.0, 60.0
 
 
+class _NoFolder(FileNotFoundError):
+    """The source is missing or not a folder (found before asking the OS to watch it)."""
+
+
 @dataclass
 class _Pending:
     """A file seen changing, waiting for its settle timer."""
@@ -135,7 +139,7 @@ class FsWatchTrigger(Trigger):
         try:
             if not self.root.is_dir():
                 reason = "not a folder" if self.root.exists() else "no such folder"
-                raise FileNotFoundError(0, reason, str(self.root))
+                raise _NoFolder(0, reason, str(self.root))
             self._active = True
             self._watch = await asyncio.to_thread(
                 _observer.watch_folder, self._observer, self._loop, self.root,
@@ -179,8 +183,10 @@ class FsWatchTrigger(Trigger):
             except OSError as parent_exc:
                 self._log.debug("cannot watch %s: %s", ancestor, parent_exc)
         # Also retry with backoff: permissions fixed, or a filesystem inotify cannot see. At
-        # once if the folder appeared before the ancestor's watch began.
-        delay = 0.0 if self.root.is_dir() else self._retry_delay
+        # once if the folder appeared before the ancestor's watch began (not for an error
+        # of the watch itself, such as an unreadable folder: that would spin).
+        appeared = isinstance(exc, _NoFolder) and self.root.is_dir()
+        delay = 0.0 if appeared else self._retry_delay
         self._retry = self._loop.call_later(delay, self._kick)
         self._retry_delay = min(self._retry_delay * 2, _RETRY_MAX)
 
@@ -215,7 +221,7 @@ class FsWatchTrigger(Trigger):
         async def detach() -> None:
             if watch is not None and self._observer is not None:
                 await asyncio.to_thread(_observer.unwatch, self._observer, watch)
-            await self._wait_for_folder(FileNotFoundError(0, "the folder was removed", str(self.root)))
+            await self._wait_for_folder(_NoFolder(0, "the folder was removed", str(self.root)))
 
         self._attaching = asyncio.create_task(detach())
 
