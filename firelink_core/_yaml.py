@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,9 +11,29 @@ import yaml
 __all__ = ["Located", "YamlProblem", "load_located"]
 
 try:  # libyaml parses several times faster; the pure-Python loader gives the same nodes
-    _Loader: type = yaml.CSafeLoader
+    _Base: type = yaml.CSafeLoader
 except AttributeError:  # pragma: no cover - PyYAML built without libyaml
-    _Loader = yaml.SafeLoader
+    _Base = yaml.SafeLoader
+
+_RESOLVER = yaml.resolver.Resolver()
+
+
+@functools.lru_cache(maxsize=65536)
+def _plain_scalar_tag(value: str) -> str:
+    return _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
+
+
+class _Loader(_Base):  # type: ignore[misc, valid-type]
+    """The safe loader with the implicit tag of plain scalars memoized.
+
+    Resolving a plain scalar's tag (int? bool? null?) runs a few regexes per value, and a
+    config repeats the same keys and values thousands of times.
+    """
+
+    def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
+        if kind is yaml.ScalarNode and implicit[0] and len(value) <= 64:
+            return _plain_scalar_tag(value)
+        return super().resolve(kind, value, implicit)
 
 Path = tuple[str | int, ...]
 _STR_TAG = "tag:yaml.org,2002:str"
