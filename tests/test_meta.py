@@ -136,3 +136,21 @@ def test_published_schema_is_fresh(plugins: Plugins) -> None:
         f"schema/firelink.schema.json is stale: run `{REGENERATE}` (in the dev venv, where only the "
         "first-party plugins are installed) and commit it"
     )
+
+
+def test_configuration_reference_names_every_key(plugins: Plugins) -> None:
+    """docs/configuration.md mentions (as `key`) every key of the core and of every built-in."""
+    doc = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    keys: set[str] = set()
+    schemas: list[Any] = [core_schema()]
+    builtin_modules = {f"firelink.{p.rsplit('.', 1)[-1]}" for p in BUILTIN_PLUGINS}
+    for kind in KINDS:
+        for key, cls in plugins.components(kind).items():
+            info = plugins.provider(kind, key)
+            if info is not None and info.name in builtin_modules:
+                keys.add(key)
+                schemas.append(dict(cls.config_schema))
+    for schema in schemas:
+        keys.update(path.rsplit(".", 1)[1] for path, _prop in _properties(schema, "x"))
+    missing = sorted(k for k in keys if f"`{k}`" not in doc)
+    assert missing == [], f"docs/configuration.md does not document: {missing}"
