@@ -54,3 +54,68 @@ def test_dot_is_a_digraph_with_labelled_edges() -> None:
     assert 'label="jobA\\ncron 0 18 * * *"' in text
     assert 'fillcolor="#1565c0"' in text
     assert text.rstrip().endswith("}")
+
+
+CONFIG = """\
+jobs:
+  - name: extract
+    trigger: manual
+    command: ["true"]
+  - name: broken
+    trigger: manual
+    command: ["false"]
+  - name: report
+    depends_on: {jobs: [extract, broken], condition: all_done}
+    command: ["true"]
+"""
+
+
+def test_graph_command_prints_mermaid_and_dot(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from firelink_core.cli import main
+
+    path = tmp_path / "firelink.yaml"
+    path.write_text(CONFIG)
+    result = CliRunner().invoke(main, ["graph", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "j_extract -->|all_done| j_report" in result.output
+    assert 'j_report["report<br/>after upstream"]' in result.output
+    result = CliRunner().invoke(main, ["graph", str(path), "--format", "dot"])
+    assert result.exit_code == 0 and '"broken" -> "report" [label="all_done"];' in result.output
+
+
+def test_graph_of_an_invalid_config_reports_located_errors(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from firelink_core.cli import main
+
+    path = tmp_path / "firelink.yaml"
+    path.write_text(CONFIG.replace("[extract, broken]", "[extract, brokn]"))
+    result = CliRunner().invoke(main, ["graph", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:9:34: job 'report': depends on unknown job 'brokn'" in result.output
+
+
+def test_graph_status_colours_by_the_recorded_last_runs(tmp_path) -> None:
+    import asyncio
+
+    from click.testing import CliRunner
+
+    from firelink_core.cli import main
+    from firelink_core.testing import run_engine
+
+    path = tmp_path / "firelink.yaml"
+    path.write_text(CONFIG)
+
+    async def scenario() -> None:
+        async with run_engine(CONFIG, tmp_path) as h:
+            assert (await h.run("extract")).state is RunState.SUCCESS
+            assert (await h.run("broken")).state is RunState.FAILED
+
+    asyncio.run(scenario())
+    # the daemon is down: --status reads the runs recorded in the database
+    result = CliRunner().invoke(main, ["graph", str(path), "--status", "--state-dir", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "style j_extract fill:#2e7d32" in result.output
+    assert "style j_broken fill:#c62828" in result.output
