@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shlex
 import signal
@@ -24,6 +25,7 @@ __all__ = ["SubprocessExecutor", "process_start_time", "group_alive", "terminate
 _GROUP_POLL = 0.05
 
 
+@functools.cache
 def _boot_id() -> str | None:
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
