@@ -15,9 +15,10 @@ from typing import Any
 
 import fastjsonschema
 import jsonschema
+import yaml
 
 from ._config_schema import JOB_KEYS, JOB_SETTINGS, TOP_KEYS, core_schema, options_schema
-from ._yaml import Located
+from ._yaml import Located, _plain_scalar_tag
 from .abc import Component, Problem
 from .durations import DURATION_PATTERN, SIZE_PATTERN
 from .plugins import FIRST_PARTY_HINTS, Plugins, source_scheme
@@ -699,6 +700,20 @@ def _cycles(edges: Mapping[str, list[str]], order: list[str]) -> list[list[str]]
 # --------------------------------------------------------------------------- entry points
 
 
+_SCALAR_TAGS = {
+    "tag:yaml.org,2002:int": int,
+    "tag:yaml.org,2002:float": float,
+    "tag:yaml.org,2002:bool": bool,
+}
+
+
+def _typed_scalar(text: str) -> Any:
+    tag = _plain_scalar_tag(text) if len(text) <= 64 else "tag:yaml.org,2002:str"
+    if tag in _SCALAR_TAGS:
+        return yaml.safe_load(text)
+    return text
+
+
 def interpolate(located: Located, environ: Mapping[str, str] | None = None) -> list[Issue]:
     """Replace ``${VAR}`` in every string value in place; a missing variable is an issue."""
     env = os.environ if environ is None else environ
@@ -720,7 +735,14 @@ def interpolate(located: Located, environ: Mapping[str, str] | None = None) -> l
 
     def walk(value: Any, path: PathT) -> Any:
         if isinstance(value, str):
-            return sub(value, path) if "$" in value else value
+            if "$" not in value:
+                return value
+            result = sub(value, path)
+            if path in located.plain_templates and INTERPOLATION.fullmatch(value):
+                # ``max_instances: ${N}`` unquoted reads like ``max_instances: 3``: typed as YAML
+                # would type it. Quoted (``"${N}"``) stays a string.
+                return _typed_scalar(result)
+            return result
         if isinstance(value, list):
             return [walk(v, path + (i,)) for i, v in enumerate(value)]
         if isinstance(value, dict):

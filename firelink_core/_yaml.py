@@ -60,6 +60,8 @@ class Located:
     values: dict[Path, tuple[int, int]] = field(default_factory=dict)
     keys: dict[Path, tuple[int, int]] = field(default_factory=dict)
     problems: list[YamlProblem] = field(default_factory=list)
+    plain_templates: set[Path] = field(default_factory=set)
+    """Paths of unquoted scalars holding ``${...}``: their value is typed after interpolation."""
 
     def where(self, path: Path, *, key: bool = False) -> tuple[int | None, int | None]:
         """The closest known position of ``path`` (walking up to a parent if needed)."""
@@ -116,6 +118,8 @@ class _Builder:
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, path + (i,)) for i, item in enumerate(node.value)]
         if node.tag == _STR_TAG:
+            if not node.style and "${" in node.value:  # plain: None (Python loader) or "" (libyaml)
+                self.loc.plain_templates.add(path)
             return node.value  # the common case, without the constructor's bookkeeping
         return self.loader.construct_object(node, deep=True)
 

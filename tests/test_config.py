@@ -262,6 +262,24 @@ def test_interpolation_when_loading(bare: Plugins, tmp_path: Path) -> None:
     assert validate_text(path.read_text(), str(path), plugins=bare) == []
 
 
+def test_unquoted_interpolation_is_typed_quoted_stays_a_string(bare: Plugins) -> None:
+    text = (
+        "max_parallel: ${PARALLEL}\n"
+        "jobs:\n"
+        "  - name: a\n"
+        "    trigger: manual\n"
+        "    enabled: ${ENABLED}\n"
+        "    command:\n"
+        "      - echo\n"
+        "      - \"${PARALLEL}\"\n"
+        "      - ${PARALLEL}x\n"
+    )
+    config, _ = parse_config(text, plugins=bare, interpolate=True, environ={"PARALLEL": "8", "ENABLED": "false"})
+    assert config.max_parallel == 8
+    assert config.job("a").enabled is False
+    assert config.job("a").command == ("echo", "8", "8x")
+
+
 def test_load_config_raises_every_problem(bare: Plugins, tmp_path: Path) -> None:
     path = tmp_path / "f.yaml"
     path.write_text("jobs:\n  - name: a\n    trigger: cron\n    schedul: x\n  - name: a\n    trigger: manual\n")
