@@ -119,3 +119,16 @@ def test_graph_status_colours_by_the_recorded_last_runs(tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "style j_extract fill:#2e7d32" in result.output
     assert "style j_broken fill:#c62828" in result.output
+
+
+def test_readme_shows_the_current_picture_of_the_bundled_example() -> None:
+    from pathlib import Path
+
+    from firelink_core.config import load_config
+
+    root = Path(__file__).resolve().parents[1]
+    config, _plugins = load_config(root / "examples" / "firelink.yaml", interpolate=False)
+    readme = (root / "README.md").read_text()
+    assert f"```mermaid\n{render_mermaid(config)}```" in readme, (
+        "README's Mermaid block is stale: paste the output of `firelink graph examples/firelink.yaml`"
+    )
