@@ -67,9 +67,12 @@ class CappedLogWriter:
         self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
         self._size = self._file.seek(0, os.SEEK_END)
         self._dropped, self._header = 0, 0
+        self._line_start = True
         if self._size:
             with open(self.path, "rb") as head:
                 self._dropped, self._header = parse_dropped_marker(head.read(_MARKER_MAX))
+                head.seek(-1, os.SEEK_END)
+                self._line_start = head.read(1) == b"\n"
 
     @property
     def size(self) -> int:
@@ -94,6 +97,7 @@ class CappedLogWriter:
         """Append ``data``, dropping the oldest output if the file would pass ``max_bytes``."""
         if not data:
             return
+        self._line_start = data.endswith(b"\n")
         if len(data) >= self._keep:
             # The chunk alone fills the kept tail: everything before it goes.
             self._restart(self._dropped + (self._size - self._header) + len(data) - self._keep, data[-self._keep :])
@@ -137,7 +141,8 @@ class CappedLogWriter:
 
     def note(self, message: str) -> None:
         """Append a line from firelink itself (``[firelink: ...]``), on a line of its own."""
-        self.write(f"[firelink: {message}]\n".encode(errors="replace"))
+        line = f"[firelink: {message}]\n".encode(errors="replace")
+        self.write(line if self._line_start else b"\n" + line)
 
     def close(self) -> None:
         self._file.close()

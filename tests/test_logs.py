@@ -128,3 +128,18 @@ def test_follow_reports_output_trimmed_before_it_was_read(tmp_path):
     got = b"".join(iter_follow(path, stop=lambda: True))
     dropped, header = parse_dropped_marker(got)
     assert dropped > 0 and got[header:] == everything[dropped:]
+
+
+def test_notes_start_on_a_line_of_their_own(tmp_path):
+    path = tmp_path / "n.log"
+    with CappedLogWriter(path, 10_000) as log:
+        log.note("first")
+        log.write(b"partial line")
+        log.note("timed out")
+    with CappedLogWriter(path, 10_000) as log:
+        log.write(b"again, no newline")
+    with CappedLogWriter(path, 10_000) as log:
+        log.note("reopened")
+    assert read_log(path) == (
+        b"[firelink: first]\npartial line\n[firelink: timed out]\nagain, no newline\n[firelink: reopened]\n"
+    )

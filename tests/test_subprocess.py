@@ -79,13 +79,23 @@ def test_registered_as_the_builtin_executor():
     assert make_plugins().executors()["subprocess"] is SubprocessExecutor
 
 
-def test_the_job_runs_in_its_own_session(make_executor, make_request):
-    request = make_request(["sh", "-c", "set -- $(cat /proc/$$/stat); echo sid=$6 pgid=$5 pid=$$"])
-    result, reporter = run(make_executor(), request)
-    assert result.ok
-    pid = reporter.handles[0]["pid"]
-    assert f"sid={pid} pgid={pid} pid={pid}" in log_of(request)
-    assert reporter.handles[0]["pgid"] == pid and isinstance(reporter.handles[0]["start_time"], int)
+def test_the_job_runs_in_its_own_session_and_the_handle_identifies_it(make_executor, make_request, tmp_path):
+    fifo = tmp_path / "go"
+    os.mkfifo(fifo)
+    # The job waits on the fifo, so it is surely still running when its handle is made.
+    script = f"set -- $(cat /proc/$$/stat); echo sid=$6 pgid=$5 pid=$$ start=${{22}}; read x < {fifo}"
+    request = make_request(["sh", "-c", script])
+
+    async def release(task, reporter):
+        await asyncio.wait_for(reporter.started_event.wait(), 30)
+        await asyncio.to_thread(fifo.write_text, "go\n")
+
+    result, reporter = ExecutorContract().run(make_executor(), request, during=release)
+    assert isinstance(result, AttemptResult) and result.ok
+    handle = reporter.handles[0]
+    pid = handle["pid"]
+    assert handle["pgid"] == pid
+    assert f"sid={pid} pgid={pid} pid={pid} start={handle['start_time']}" in log_of(request)
 
 
 def test_signal_is_recorded(make_executor, make_request):

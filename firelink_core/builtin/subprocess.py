@@ -317,11 +317,13 @@ class SubprocessExecutor(Executor):
         boot = _boot_id()
         if handle.get("boot_id") and boot and handle["boot_id"] != boot:
             return None  # the machine rebooted: nothing of it is left
+        if handle.get("start_time") is None:
+            # The process was gone before its start time could be read (or this is not
+            # Linux): nothing proves that a group with this id now is ours.
+            return None
         started = process_start_time(pid)
-        if started is not None and handle.get("start_time") is not None and started != handle["start_time"]:
+        if started is not None and started != handle["start_time"]:
             return None  # the pid now belongs to another program
-        if started is None and not sys.platform.startswith("linux") and handle.get("start_time") is None:
-            return None  # cannot tell whose it is: leave it alone
         if not group_alive(pgid):
             return None
         with CappedLogWriter(request.log_path, request.log_max_bytes) as log:
