@@ -23,8 +23,22 @@ from firelink_core.plugins import Plugins
 sys.path.insert(0, str(Path(__file__).parent))  # the stand-ins module, with --import-mode=importlib
 from test_config_standins import plugins_with_standins  # noqa: E402
 
-# The config format exactly as the project's brief writes it.
+# The seed: the config the project's users wrote first; it must validate exactly as written.
 SEED = """\
+jobs:
+  - name: jobA
+    trigger: cron
+    schedule: "0 18 * * *"
+  - name: jobB
+    trigger: watch
+    source: "s3://my-bucket/input/"
+  - name: jobC
+    trigger: manual
+    depends_on: [jobA, jobB]
+"""
+
+# The whole format in one file, every key used once (from docs/configuration.md).
+FORMAT = """\
 # yaml-language-server: $schema=../schema/firelink.schema.json
 state_dir: ./state             # default ~/.local/state/firelink; relative paths are relative to the config file's folder
 storage: {type: sqlite}        # default: sqlite file <state_dir>/firelink.db; {type: memory} for throwaway runs
@@ -69,8 +83,8 @@ jobs:
     depends_on: [jobA, multi]
 """
 
-# The seed's jobA depends on jobs 'a' and 'b' that it does not define: adding them makes it whole.
-SEED_COMPLETE = SEED.replace(
+# The format example's jobA depends on jobs 'a' and 'b' that it does not define: adding them makes it whole.
+FORMAT_COMPLETE = FORMAT.replace(
     "  - name: multi\n", "  - {name: a, trigger: manual}\n  - {name: b, trigger: manual}\n  - name: multi\n"
 )
 
@@ -90,8 +104,20 @@ def bare() -> Plugins:
     return plugins_with_standins()
 
 
-def test_seed_as_written_reports_only_its_undefined_upstream_jobs(plugins: Plugins) -> None:
-    errors = validate_text(SEED, "firelink.yaml", plugins=plugins)
+def test_the_seed_validates_exactly_as_written(plugins: Plugins) -> None:
+    assert _has_s3(plugins), "firelink-s3 is installed in the development environment"
+    assert validate_text(SEED, "firelink.yaml", plugins=plugins) == []
+
+
+def test_the_seed_without_firelink_s3_says_which_plugin_to_install(bare: Plugins) -> None:
+    errors = validate_text(SEED, "firelink.yaml", plugins=bare)
+    assert [(e.line, e.column, e.job, e.message) for e in errors] == [
+        (7, 13, "jobB", "trigger 'watch' with an s3:// source needs the firelink-s3 plugin: pip install firelink-s3")
+    ]
+
+
+def test_format_example_reports_only_its_undefined_upstream_jobs(plugins: Plugins) -> None:
+    errors = validate_text(FORMAT, "firelink.yaml", plugins=plugins)
     got = [(e.line, e.column, e.job, e.message) for e in errors]
     expected = [
         (30, 18, "jobA", "depends on unknown job 'a'"),
@@ -105,26 +131,24 @@ def test_seed_as_written_reports_only_its_undefined_upstream_jobs(plugins: Plugi
     assert got == expected
 
 
-def test_seed_with_its_upstream_jobs_is_valid(plugins: Plugins) -> None:
-    if not _has_s3(plugins):
-        pytest.skip("firelink-s3 does not register the watch:s3 trigger yet")
-    assert validate_text(SEED_COMPLETE, "firelink.yaml", plugins=plugins) == []
+def test_format_example_with_its_upstream_jobs_is_valid(plugins: Plugins) -> None:
+    assert _has_s3(plugins), "firelink-s3 is installed in the development environment"
+    assert validate_text(FORMAT_COMPLETE, "firelink.yaml", plugins=plugins) == []
 
 
-def test_seed_without_firelink_s3_says_which_plugin_to_install(bare: Plugins) -> None:
+def test_format_example_without_firelink_s3_says_which_plugin_to_install(bare: Plugins) -> None:
     assert not _has_s3(bare)
-    errors = validate_text(SEED_COMPLETE, "firelink.yaml", plugins=bare)
+    errors = validate_text(FORMAT_COMPLETE, "firelink.yaml", plugins=bare)
     assert [(e.line, e.column, e.message) for e in errors] == [
         (41, 34, "trigger 'watch' with an s3:// source needs the firelink-s3 plugin: pip install firelink-s3")
     ]
 
 
-def test_seed_builds_the_model(plugins: Plugins, tmp_path: Path) -> None:
-    if not _has_s3(plugins):
-        pytest.skip("firelink-s3 does not register the watch:s3 trigger yet")
+def test_format_example_builds_the_model(plugins: Plugins, tmp_path: Path) -> None:
+    assert _has_s3(plugins), "firelink-s3 is installed in the development environment"
     path = tmp_path / "conf" / "firelink.yaml"
     path.parent.mkdir()
-    path.write_text(SEED_COMPLETE)
+    path.write_text(FORMAT_COMPLETE)
     config, same = load_config(path, plugins=plugins, environ={"OPS_WEBHOOK_URL": "https://hooks.example/x"})
     assert same is plugins
     assert config.state_dir == (tmp_path / "conf" / "state").resolve()
@@ -303,7 +327,7 @@ def test_merged_schema_is_valid_2020_12_and_closes_every_mapping(plugins: Plugin
     schema = merged_schema(plugins)
     jsonschema.Draft202012Validator.check_schema(schema)
     validator = jsonschema.Draft202012Validator(schema)
-    data = yaml.safe_load(SEED_COMPLETE)
+    data = yaml.safe_load(FORMAT_COMPLETE)
     if _has_s3(plugins):
         assert list(validator.iter_errors(data)) == []
     data["jobs"][0]["schedul"] = data["jobs"][0].pop("schedule")
