@@ -241,7 +241,7 @@ class Plugins:
                                 PluginError(
                                     info.name, info.distribution,
                                     f"{kind} type {key!r} is already provided by plugin {other.name!r}"
-                                    f" (distribution {other.distribution})",
+                                    + (f" (distribution {other.distribution})" if other.distribution else ""),
                                 )
                             )
                             continue

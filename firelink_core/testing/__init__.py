@@ -17,10 +17,14 @@ _EXPORTS = {
     "EventRecorder": "._recorder",
     "FakeClock": "._recorder",
     "StorageContract": "._storage_contract",
+    "BasicStorageContext": "._storage_contract",
     "ExecutorContract": "._executor_contract",
+    "RecordingReporter": "._executor_contract",
     "TriggerContract": "._trigger_contract",
+    "TriggerUnderTest": "._trigger_contract",
     "EngineHarness": "._harness",
     "run_engine": "._harness",
+    "plugins_with": "._harness",
 }
 
 __all__ = sorted(_EXPORTS)
