@@ -14,7 +14,10 @@ _TICKS = os.sysconf("SC_CLK_TCK")
 @dataclass(frozen=True)
 class ProcSample:
     cpu_seconds: float
-    """User + system time of all threads."""
+    """User + system time of all threads (/proc/PID/stat: counted in 10 ms ticks)."""
+    run_seconds: float
+    """Time on a CPU summed over the threads alive now, from /proc/PID/task/*/schedstat
+    (nanoseconds: what resolves an idle daemon's few milliseconds)."""
     voluntary_switches: int
     """Voluntary context switches summed over every thread: each is a wake-up after a sleep."""
     involuntary_switches: int
@@ -26,6 +29,7 @@ class ProcSample:
     def minus(self, earlier: ProcSample) -> ProcSample:
         return ProcSample(
             cpu_seconds=self.cpu_seconds - earlier.cpu_seconds,
+            run_seconds=self.run_seconds - earlier.run_seconds,
             voluntary_switches=self.voluntary_switches - earlier.voluntary_switches,
             involuntary_switches=self.involuntary_switches - earlier.involuntary_switches,
             rss_mb=self.rss_mb,
@@ -48,10 +52,11 @@ def sample(pid: int) -> ProcSample:
     stat = Path(f"/proc/{pid}/stat").read_text()
     after_comm = stat.rsplit(")", 1)[1].split()
     utime, stime = int(after_comm[11]), int(after_comm[12])
-    voluntary = involuntary = threads = 0
+    voluntary = involuntary = threads = run_ns = 0
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
             fields = _status_fields(task / "status")
+            run_ns += int((task / "schedstat").read_text().split()[0])
         except FileNotFoundError:
             continue  # the thread ended between listing and reading
         voluntary += int(fields.get("voluntary_ctxt_switches", 0))
@@ -60,6 +65,7 @@ def sample(pid: int) -> ProcSample:
     status = _status_fields(Path(f"/proc/{pid}/status"))
     return ProcSample(
         cpu_seconds=(utime + stime) / _TICKS,
+        run_seconds=run_ns / 1e9,
         voluntary_switches=voluntary,
         involuntary_switches=involuntary,
         rss_mb=int(status["VmRSS"].split()[0]) / 1024,
