@@ -8,7 +8,6 @@ import re
 import signal
 import socket
 import stat
-import urllib.request
 from pathlib import Path
 
 from firelink_core.testing import wait_for
@@ -343,16 +342,3 @@ def test_the_control_protocol_is_newline_delimited_json(daemon) -> None:
     assert messages[-1]["run"]["state"] == "success"
     assert daemon.status() is not None  # a misbehaving client never hurts the daemon
 
-
-def test_metrics_endpoint_counts_runs(daemon) -> None:
-    basic(daemon)
-    with socket.socket() as probe:  # a free loopback port for the daemon to take
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    daemon.start("--metrics", f"127.0.0.1:{port}")
-    assert daemon.cli("trigger", "fail", "--wait").returncode == 7
-    url = daemon.status()["metrics"]
-    assert url == f"http://127.0.0.1:{port}/metrics"
-    with urllib.request.urlopen(url, timeout=30) as response:
-        text = response.read().decode()
-    assert 'firelink_runs_finished_total{job="fail",outcome="failed"} 1.0' in text
