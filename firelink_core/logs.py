@@ -100,14 +100,18 @@ class CappedLogWriter:
         self._line_start = data.endswith(b"\n")
         if len(data) >= self._keep:
             # The chunk alone fills the kept tail: everything before it goes.
-            self._restart(self._dropped + (self._size - self._header) + len(data) - self._keep, data[-self._keep :])
+            body = memoryview(data)[len(data) - self._keep :]
+            newline = bytes(body[:_LINE_ALIGN]).find(b"\n")
+            if 0 <= newline < len(body) - 1:
+                body = body[newline + 1 :]
+            self._restart(self._dropped + (self._size - self._header) + len(data) - len(body), body)
             return
         self._file.write(data)
         self._size += len(data)
         if self._size > self.max_bytes:
             self._trim()
 
-    def _restart(self, dropped: int, body: bytes) -> None:
+    def _restart(self, dropped: int, body: bytes | memoryview) -> None:
         header = dropped_marker(dropped)
         tmp = self.path.with_name(self.path.name + ".tmp")
         with open(tmp, "wb") as out:

@@ -56,6 +56,7 @@ def test_a_chunk_larger_than_the_cap_keeps_its_own_tail(tmp_path):
     body = read_log(path)[header:]
     assert everything.endswith(body) and dropped + len(body) == len(everything)
     assert path.stat().st_size <= 1000 + 64
+    assert body.startswith(b"line ")  # cut at a line start
 
 
 def test_reopening_appends_and_keeps_counting(tmp_path):
