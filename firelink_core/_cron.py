@@ -58,6 +58,14 @@ _ITEM = {
     "month": _field(rf"\d+|{_MONTHS}"),
     "day-of-week": _field(rf"\d+|{_DAYS}"),
 }
+_RANGES = {
+    "second": (0, 59),
+    "minute": (0, 59),
+    "hour": (0, 23),
+    "day-of-month": (1, 31),
+    "month": (1, 12),
+    "day-of-week": (0, 7),
+}
 _NTH_WEEKDAY = re.compile(rf"^({_DAYS})#[1-5]$", re.IGNORECASE)
 
 
@@ -99,8 +107,15 @@ def _check_item(kind: str, item: str) -> str | None:
         return f"{item!r}: 'W' (nearest weekday) is Quartz syntax, not supported"
     if "l" in low and kind in ("day-of-month", "day-of-week") and low not in _DAYS.split("|"):
         return f"{item!r}: only a bare 'L' (last day of the month) in day-of-month is supported"
-    if not _ITEM[kind].match(item):
+    match = _ITEM[kind].match(item)
+    if not match:
         return f"{item!r} is not a valid {kind} value"
+    low_bound, high_bound = _RANGES[kind]
+    for number in (match.group(2), match.group(4)):
+        if number is not None and number.isdigit() and not low_bound <= int(number) <= high_bound:
+            return f"{number} is out of range in {item!r} ({kind} is {low_bound}-{high_bound})"
+    if match.group(5) is not None and int(match.group(5)[1:]) == 0:
+        return f"{item!r}: a step of 0 never advances"
     return None
 
 

@@ -85,6 +85,8 @@ def test_names_last_day_and_nth_weekday():
     assert fires(cron("0 9 * jan,feb mon"), at(2026, 1, 31), 2) == [at(2026, 2, 2, 9), at(2026, 2, 9, 9)]
     assert fires(cron("0 0 L * *"), at(2026, 1, 1), 3) == [at(2026, 1, 31), at(2026, 2, 28), at(2026, 3, 31)]
     assert fires(cron("0 0 * * FRI#3"), at(2026, 1, 1), 2) == [at(2026, 1, 16), at(2026, 2, 20)]
+    # a reversed range wraps around
+    assert fires(cron("0 0 * * fri-mon"), at(2026, 1, 1), 4) == [at(2026, 1, d) for d in (2, 3, 4, 5)]
     # 7 is Sunday, as in Vixie cron
     assert cron("0 0 * * 7").next_fire(at(2026, 1, 1)) == at(2026, 1, 4)
 
@@ -108,8 +110,12 @@ def test_every_is_anchored_so_restarts_keep_the_cadence():
         ("0 0 15W * *", "'W'"),
         ("0 0 * * 5L", "bare 'L'"),
         ("0 0 LW * *", "'W'"),
-        ("60 * * * *", "out of range"),
-        ("* * * * 8", "out of range"),
+        ("60 * * * *", "60 is out of range in '60' (minute is 0-59)"),
+        ("* * * * 8", "day-of-week is 0-7"),
+        ("0 0 0 * *", "day-of-month is 1-31"),
+        ("0 0 * 1-13 *", "13 is out of range"),
+        ("0 70 * * * *", "minute is 0-59"),
+        ("*/0 * * * *", "step of 0"),
         ("0 0 31 2 *", "never matches"),
         ("* * *", "3 fields"),
         ("@reboot", "not supported"),
