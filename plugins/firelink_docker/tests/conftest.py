@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
 import os
@@ -18,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from firelink_core.abc import AttemptReporter, AttemptRequest, ExecutorContext
+from firelink_core.abc import AttemptRequest, ExecutorContext
+from firelink_core.testing import RecordingReporter
 
 IMAGE = "firelink-test-busybox:latest"
 BUSYBOX = "/bin/busybox"
@@ -134,22 +134,6 @@ class DirectContext(ExecutorContext):
         self.logger = logging.getLogger("firelink.test.docker")
         self.state_dir = state_dir
         self.config_dir = config_dir
-
-
-class RecordingReporter(AttemptReporter):
-    """Keeps what an executor reports; ``handle_set`` lets a test wait for the start."""
-
-    def __init__(self) -> None:
-        self.handles: list[dict] = []
-        self.output: list[bytes] = []
-        self.handle_set = asyncio.Event()
-
-    async def started(self, handle) -> None:
-        self.handles.append(dict(handle))
-        self.handle_set.set()
-
-    async def log(self, data: bytes) -> None:
-        self.output.append(data)
 
 
 @pytest.fixture

@@ -128,7 +128,7 @@ def test_cancellation_stops_the_container_and_reraises(engine_env, make_executor
     async def main():
         await executor.start()
         task = asyncio.create_task(executor.run(request, reporter))
-        await asyncio.wait_for(reporter.handle_set.wait(), 30)
+        await asyncio.wait_for(reporter.started_event.wait(), 30)
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
