@@ -232,6 +232,7 @@ def test_timeout_kills_a_grandchild_that_ignores_sigterm(make_executor, make_req
         kill_group(reporter.handles[0]["pgid"])
     text = log_of(request)
     assert "parent waiting" in text and "timed out after 1s" in text
+    assert "left processes" not in text  # the timeout's own termination got them all
 
 
 def test_leftover_background_processes_are_terminated_when_the_command_exits(make_executor, make_request, tmp_path):

@@ -23,6 +23,7 @@ __all__ = ["SubprocessExecutor", "process_start_time", "group_alive", "terminate
 # While a terminated group winds down its members are looked for this often; only during
 # a kill grace period, never while idle.
 _GROUP_POLL = 0.05
+_KILL_WAIT = 5.0
 
 
 @functools.cache
@@ -98,6 +99,12 @@ async def terminate_group(pgid: int, grace: float, exited: asyncio.Future[Any] |
         return False
     if exited is not None:
         await asyncio.shield(exited)
+    # SIGKILL cannot be refused, but dying takes a moment (longer in uninterruptible I/O).
+    deadline = loop.time() + _KILL_WAIT
+    while loop.time() < deadline:
+        if not group_alive(pgid):
+            break
+        await asyncio.sleep(_GROUP_POLL)
     return True
 
 
@@ -270,7 +277,7 @@ class SubprocessExecutor(Executor):
                     f"SIGKILL after {format_duration(request.kill_grace)}"
                 )
                 await terminate_group(pid, request.kill_grace, protocol.exited)
-            if group_alive(pid):
+            if not timed_out and group_alive(pid):
                 log.note("the command exited but left processes in its process group: terminating them")
                 await terminate_group(pid, request.kill_grace)
             await self._finish_output(protocol, request.kill_grace)
