@@ -303,3 +303,12 @@ def test_recover_leaves_alone_a_pid_reused_by_another_program(make_executor, mak
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_a_log_that_cannot_be_written_does_not_fail_the_job(make_executor, make_request, caplog):
+    # /dev/full accepts the open and refuses every write with ENOSPC, like a full disk.
+    request = make_request(["sh", "-c", "echo lost; exit 0"], log_path=Path("/dev/full"))
+    with caplog.at_level(logging.ERROR, logger="firelink.test.subprocess"):
+        result, _ = run(make_executor(), request)
+    assert result.ok
+    assert "output could not be written" in caplog.text and "No space left" in caplog.text

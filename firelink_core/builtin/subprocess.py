@@ -117,20 +117,30 @@ class _Protocol(asyncio.SubprocessProtocol):
         self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.transport: asyncio.SubprocessTransport | None = None
         self._slow: asyncio.Task[None] | None = None
+        self.write_error: str | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
 
+    def _write(self, data: bytes) -> None:
+        if self.write_error is not None:
+            return
+        try:
+            self.log.write(data)
+        except (OSError, ValueError) as exc:
+            # A full disk must not kill the job or the daemon: the output is lost, and said so.
+            self.write_error = f"{type(exc).__name__}: {exc}"
+
     def pipe_data_received(self, fd: int, data: bytes) -> None:
         if not self.log.will_trim(len(data)):
-            self.log.write(data)
+            self._write(data)
             return
         # Trimming copies up to half the cap: do it off the loop, with the pipe paused so
         # output keeps its order (and a chatty job waits for the disk rather than memory).
         pipe = self.transport.get_pipe_transport(1) if self.transport else None
         if pipe is not None:
             pipe.pause_reading()  # type: ignore[attr-defined]
-        self._slow = asyncio.ensure_future(asyncio.to_thread(self.log.write, data))
+        self._slow = asyncio.ensure_future(asyncio.to_thread(self._write, data))
 
         def resume(_: asyncio.Future[None]) -> None:
             if pipe is not None and not pipe.is_closing():
@@ -294,6 +304,13 @@ class SubprocessExecutor(Executor):
             raise
         finally:
             transport.close()
+            if protocol._slow is not None:
+                await asyncio.wait([protocol._slow])
+            if protocol.write_error is not None:
+                self.context.logger.error(
+                    "job %s run %s: output could not be written to %s: %s",
+                    request.job, request.run_id, request.log_path, protocol.write_error,
+                )
         returncode = transport.get_returncode()
         if returncode is None:
             return AttemptResult(error="the process ended without an exit status", timed_out=timed_out)
