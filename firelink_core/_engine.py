@@ -74,11 +74,14 @@ clock step or a suspend: schedules are recomputed from the wall clock."""
 NOTIFY_TIMEOUT = 30.0
 """The deadline of one notifier delivery."""
 PRUNE_INTERVAL = 60.0
-"""Retention runs at most once per this many seconds per job (and on its first finish)."""
+"""Retention runs at most once per this many seconds per job (the first time a minute after start)."""
 CATCHUP_SCAN_LIMIT = 100_000
 """Missed fires examined per schedule after downtime (``catchup: all`` keeps the newest 1000)."""
 CATCHUP_ALL_LIMIT = 1000
 DEFAULT_MAX_PARALLEL = 64
+TIMER_BATCH = 64
+"""Due timers handled before the dispatcher turns their events into runs: thousands of
+schedules due at once start running while the rest are still being fired."""
 
 FAILED_STATES = frozenset({RunState.FAILED, RunState.TIMED_OUT, RunState.UPSTREAM_FAILED})
 """What counts as a failure of an upstream for conditions."""
@@ -632,10 +635,12 @@ class Engine:
                     # Storage calls may complete without yielding: let started runs progress.
                     await asyncio.sleep(0)
             now = self.clock.now()
-            while self._heap and self._heap[0][0] <= now and not self._stopping:
+            fired = 0
+            while self._heap and self._heap[0][0] <= now and not self._stopping and fired < TIMER_BATCH:
                 _when, _seq, kind, key, data = heapq.heappop(self._heap)
                 await self._timer_fired(kind, key, data)
-            if self._events or self._wake.is_set():
+                fired += 1
+            if self._events or self._wake.is_set() or fired == TIMER_BATCH:
                 continue
             delay = MAX_SLEEP
             if self._heap:
@@ -1188,19 +1193,40 @@ class Engine:
 
     # ------------------------------------------------------------------ recovery
     async def _load_history(self) -> None:
-        for name in self._jobs:
-            runs = await self.storage.list_runs(name, states=sorted(TERMINAL_STATES), limit=20)
-            for run in reversed(runs):
-                self._hist[name].note(run)
-                self._note_created(run)
-                if run.started_at is not None and run.started_at > self._ref.get(name, 0.0):
-                    self._ref[name] = run.started_at
-                if run.state in (RunState.FAILED, RunState.TIMED_OUT):
-                    self._failing.add(name)
-                elif run.state is RunState.SUCCESS:
-                    self._failing.discard(name)
-            if runs:
-                self._last_run[name] = runs[0]
+        """Recent finished runs per job: for dependency conditions before anything runs, for
+        ``status`` of the other jobs in the background (a 10,000-job start stays quick)."""
+        if not await self.storage.list_runs(states=sorted(TERMINAL_STATES), limit=1):
+            return  # a new state directory
+        linked = [name for name in self._jobs if self._dag.upstream.get(name) or self._dag.downstream.get(name)]
+        for name in linked:
+            await self._load_job_history(name)
+        rest = [name for name in self._jobs if name not in set(linked)]
+        if rest:
+            self._spawn(self._load_rest(rest))
+
+    async def _load_rest(self, names: list[str]) -> None:
+        for i, name in enumerate(names):
+            if self._stopping:
+                return
+            if name not in self._last_run:
+                await self._load_job_history(name)
+            if i % 100 == 99:
+                await asyncio.sleep(0)  # keep the daemon responsive while loading
+
+    async def _load_job_history(self, name: str) -> None:
+        runs = await self.storage.list_runs(name, states=sorted(TERMINAL_STATES), limit=20)
+        for run in reversed(runs):
+            if name in self._last_run and run.created_at <= self._last_run[name].created_at:
+                continue  # a run finished since start is newer than what was stored
+            self._hist[name].note(run)
+            self._note_created(run)
+            if run.started_at is not None and run.started_at > self._ref.get(name, 0.0):
+                self._ref[name] = run.started_at
+            if run.state in (RunState.FAILED, RunState.TIMED_OUT):
+                self._failing.add(name)
+            elif run.state is RunState.SUCCESS:
+                self._failing.discard(name)
+            self._last_run[name] = run
 
     async def _recover(self) -> None:
         for run in await self.storage.list_runs(states=[RunState.RUNNING], limit=None):
@@ -1340,8 +1366,10 @@ class Engine:
         if policy.keep_runs is None and policy.keep_days is None:
             return
         now = self.clock.now()
-        last = self._last_prune.get(job.name)
-        if last is not None and now - last < PRUNE_INTERVAL:
+        # The first prune of a job comes a minute after start, not on its first finish:
+        # thousands of jobs finishing together after a start must not each pay a prune.
+        last = self._last_prune.get(job.name, self.started_at or now)
+        if now - last < PRUNE_INTERVAL:
             return
         self._last_prune[job.name] = now
         self._spawn(self._prune(job.name, policy.keep_runs, policy.keep_days, now))
