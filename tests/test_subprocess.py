@@ -312,3 +312,10 @@ def test_a_log_that_cannot_be_written_does_not_fail_the_job(make_executor, make_
         result, _ = run(make_executor(), request)
     assert result.ok
     assert "output could not be written" in caplog.text and "No space left" in caplog.text
+
+
+def test_a_log_that_cannot_be_opened_is_an_attempt_error(make_executor, make_request, tmp_path):
+    (tmp_path / "file").write_text("not a folder")
+    request = make_request(["true"], log_path=tmp_path / "file" / "x.log")
+    result, reporter = run(make_executor(), request)
+    assert "cannot open the log" in result.error and reporter.handles == []

@@ -241,7 +241,10 @@ class SubprocessExecutor(Executor):
 
     # ------------------------------------------------------------------ running
     async def run(self, request: AttemptRequest, reporter: AttemptReporter) -> AttemptResult:
-        log = CappedLogWriter(request.log_path, request.log_max_bytes)
+        try:
+            log = CappedLogWriter(request.log_path, request.log_max_bytes)
+        except OSError as exc:
+            return AttemptResult(error=f"cannot open the log {str(request.log_path)!r}: {exc.strerror or exc}")
         try:
             return await self._run(request, reporter, log)
         finally:
