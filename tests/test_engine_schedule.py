@@ -316,3 +316,23 @@ def test_cron_fires_at_its_time_in_the_job_timezone(tmp_path: Path) -> None:
             assert utc.scheduled_for == utc_due
 
     asyncio.run(scenario())
+
+
+@pytest.mark.skipif(not _have_trigger("cron"), reason="the cron trigger is not written yet")
+def test_idle_engine_with_1000_cron_jobs_makes_no_wakeup_in_an_hour(tmp_path: Path) -> None:
+    jobs = "\n".join(
+        f'  - {{name: c{i}, trigger: cron, schedule: "{i % 60} 3 * * *", command: ["true"]}}' for i in range(1000)
+    )
+    clock = FakeClock(T0)  # 22:13 UTC: the first fire is at 03:00, hours away
+
+    async def scenario() -> None:
+        async with run_engine("jobs:\n" + jobs, tmp_path, clock=clock) as h:
+            await h.settle()
+            before = h.engine.wakeups
+            for _ in range(60):
+                await clock.advance(60)
+            await h.settle()
+            assert h.engine.wakeups == before
+            assert await h.runs() == []
+
+    asyncio.run(scenario())
