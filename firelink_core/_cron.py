@@ -248,10 +248,10 @@ class CronSchedule:
         low_s, high_s = int((low - datetime(1970, 1, 1)).total_seconds()), int(
             (high - datetime(1970, 1, 1)).total_seconds()
         )
-        after = datetime.fromtimestamp(high_s, self.zone).utcoffset()
+        new_offset = datetime.fromtimestamp(high_s, self.zone).utcoffset()
         while high_s - low_s > 1:
             mid = (low_s + high_s) // 2
-            if datetime.fromtimestamp(mid, self.zone).utcoffset() == after:
+            if datetime.fromtimestamp(mid, self.zone).utcoffset() == new_offset:
                 high_s = mid
             else:
                 low_s = mid
@@ -274,12 +274,10 @@ class CronSchedule:
             candidate = self._naive_after(candidate)
             instants = [i for i in self._instants(candidate) if i > after]
             if instants and (best is None or min(instants) < best):
-                best = min(instants)
-                if best_naive is None:
-                    best_naive = candidate
-            if best is not None and best_naive is not None:
-                unique = self._unique(candidate)
-                if (unique and candidate > best_naive) or candidate > best_naive + _MAX_SHIFT:
+                best, best_naive = min(instants), candidate
+            # Past a time that exists once, after the best so far, nothing can come earlier.
+            if best_naive is not None and candidate > best_naive:
+                if self._unique(candidate) or candidate > best_naive + _MAX_SHIFT:
                     return best
         return best
 

@@ -310,3 +310,17 @@ def test_next_due_uses_the_context_clock():
 
     rec = EventRecorder("job", "cron", {"schedule": "0 12 * * *"}, clock=FakeClock(at(2026, 1, 1, 13).timestamp()))
     assert CronTrigger(rec.spec, rec).next_due() == at(2026, 1, 2, 12)
+
+
+@pytest.mark.parametrize(("tz", "month", "day"), [(NY, 11, 1), (BERLIN, 3, 29), ("Australia/Lord_Howe", 4, 5)])
+@pytest.mark.parametrize("expr", ["30 1 * * *", "*/15 * * * *", "0,30 0-4 * * *", "15 */3 * * *"])
+def test_asked_from_any_moment_it_agrees_with_the_simulation(tz, month, day, expr):
+    # A daemon may (re)start at any moment, in either pass of a repeated hour.
+    start = at(2026, month, day, tz=tz).astimezone(UTC) - timedelta(hours=3)
+    reference = vixie_reference(expr, tz, start, start + timedelta(hours=36))
+    trigger = cron(expr, tz)
+    moment = start + timedelta(seconds=17)
+    while moment < start + timedelta(hours=12):
+        expected = next(t for t in reference if t > moment)
+        assert trigger.next_fire(moment) == expected, moment.astimezone(ZoneInfo(tz))
+        moment += timedelta(minutes=7)
