@@ -146,8 +146,9 @@ class _LogCursor:
 async def follow_run(
     engine: Any, state_dir: Path, run_id: str, *, interval: float = FOLLOW_INTERVAL
 ) -> AsyncIterator[dict[str, Any]]:
-    """Messages for a client following one run: ``{"attempt": n}`` when an attempt begins,
-    ``{"log": text}`` as output is written, then ``{"done": true, "run": {...}}``.
+    """Messages for a client following one run: ``{"state": s, "reason": r}`` when its state
+    changes, ``{"attempt": n}`` when an attempt begins, ``{"log": text}`` as output is
+    written, then ``{"done": true, "run": {...}}``.
 
     Between reads it waits for the run's end or a short interval, so it only polls while
     a client is actually watching a running job.
@@ -158,6 +159,7 @@ async def follow_run(
     try:
         run: RunRecord | None = None
         attempts: list[AttemptRecord] = []
+        last_state: str | None = None
         while True:
             finished = done_waiter.done()
             try:
@@ -168,6 +170,10 @@ async def follow_run(
                 # so drain the logs already found rather than fail the client.
                 if not finished:
                     raise
+            if run is not None and not finished and run.state.value != last_state:
+                # Tells a waiting client why nothing is printed (waiting on upstream, retrying).
+                last_state = run.state.value
+                yield {"state": last_state, "reason": run.reason}
             for attempt in sorted(attempts, key=lambda a: a.number):
                 entry = cursors.get(attempt.number)
                 if entry is None:

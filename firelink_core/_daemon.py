@@ -450,6 +450,8 @@ class Daemon:
         assert self._reload_lock is not None
         from .config import ConfigInvalid
 
+        if self.stopping:
+            raise ControlError("stopping", "the daemon is stopping: nothing to reload")
         async with self._reload_lock:
             try:
                 config, plugins = await asyncio.to_thread(self._reload_config)

@@ -579,7 +579,11 @@ def _show_stream_message(message: Mapping[str, Any], *, quiet: bool = False) -> 
     if "error" in message:
         err = message["error"]
         raise ControlError(err.get("code", "error"), err.get("message", "error"))
-    if "attempt" in message:
+    if "state" in message:
+        if message["state"] in ("waiting", "retrying") and not quiet:
+            reason = f": {message['reason']}" if message.get("reason") else ""
+            click.echo(f"firelink: run {message['state']}{reason}", err=True)
+    elif "attempt" in message:
         if message["attempt"] > 1 and not quiet:
             click.echo(f"firelink: attempt {message['attempt']}", err=True)
     elif "log" in message:

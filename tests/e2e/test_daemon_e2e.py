@@ -342,3 +342,22 @@ def test_the_control_protocol_is_newline_delimited_json(daemon) -> None:
     assert messages[-1]["run"]["state"] == "success"
     assert daemon.status() is not None  # a misbehaving client never hurts the daemon
 
+
+
+def test_trigger_wait_says_when_the_run_waits_for_upstream(daemon) -> None:
+    basic(daemon, """
+  - name: downstream
+    trigger: manual
+    depends_on: [slow]
+    command: ["sh", "-c", "echo downstream ran"]
+""")
+    daemon.start()
+    start_slow(daemon)
+    waiter = daemon.cli_popen("trigger", "downstream", "--wait")
+    assert waiter.stderr is not None
+    lines = iter(waiter.stderr.readline, "")
+    assert any(line.startswith("firelink: run waiting") for line in lines)
+    (daemon.root / "gate").touch()
+    out, _err = waiter.communicate(timeout=30)
+    assert waiter.returncode == 0
+    assert out.strip() == "downstream ran"
