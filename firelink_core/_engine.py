@@ -690,12 +690,19 @@ class Engine:
         sched = self._schedules.get(key)
         if sched is None:
             return
-        nxt = sched.trigger.next_fire(after)
+        try:
+            nxt = sched.trigger.next_fire(after)
+            jitter = max(sched.trigger.jitter_for(nxt), 0.0) if nxt is not None else 0.0
+        except Exception as exc:  # noqa: BLE001 - a plugin's schedule bug stops that schedule only
+            log.exception("schedule %s cannot compute its next fire", key)
+            sched.trigger.context.set_health("degraded", f"cannot compute the next fire: {exc}")
+            sched.next_due = None
+            return
         sched.next_due = nxt
         if nxt is None:
             return
         due = nxt.timestamp()
-        self._push(due + max(sched.trigger.jitter_for(nxt), 0.0), "schedule", key, (sched.generation, due))
+        self._push(due + jitter, "schedule", key, (sched.generation, due))
 
     async def _fire_schedule(self, key: str, data: tuple[int, float]) -> None:
         generation, due = data
@@ -735,12 +742,15 @@ class Engine:
         if job.misfire_grace is not None:
             start = max(last, now - job.misfire_grace)
         missed: deque[float] = deque(maxlen=CATCHUP_ALL_LIMIT if job.catchup == "all" else 1)
-        t = sched.trigger.next_fire(_utc(start))
-        scanned = 0
-        while t is not None and t.timestamp() <= now and scanned < CATCHUP_SCAN_LIMIT:
-            missed.append(t.timestamp())
-            t = sched.trigger.next_fire(t)
-            scanned += 1
+        try:
+            t = sched.trigger.next_fire(_utc(start))
+            scanned = 0
+            while t is not None and t.timestamp() <= now and scanned < CATCHUP_SCAN_LIMIT:
+                missed.append(t.timestamp())
+                t = sched.trigger.next_fire(t)
+                scanned += 1
+        except Exception:  # noqa: BLE001 - reported by _schedule_next below
+            missed.clear()
         if missed:
             if job.catchup != "skip":
                 log.info("%s: catching up %d missed fire(s) (catchup: %s)", key, len(missed), job.catchup)

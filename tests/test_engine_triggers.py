@@ -180,3 +180,31 @@ def test_events_of_a_removed_job_are_dropped_at_restart(tmp_path: Path) -> None:
 
 async def _no_pending(h: Any) -> bool:
     return await h.storage.pending_events() == []
+
+
+def test_schedule_that_cannot_compute_is_degraded_not_fatal(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from firelink_core.abc import ScheduleTrigger
+
+    class BrokenSchedule(ScheduleTrigger):
+        type_name = "broken_schedule_test"
+
+        def next_fire(self, after: datetime) -> datetime | None:
+            raise ValueError("bad expression")
+
+    config = textwrap.dedent("""
+        jobs:
+          - {name: sched, trigger: broken_schedule_test, command: ["true"]}
+          - {name: fine, trigger: manual, command: ["true"]}
+    """)
+
+    async def scenario() -> None:
+        async with run_engine(config, tmp_path, plugins=plugins_with(BrokenSchedule)) as h:
+            status = {s.name: s for s in h.engine.status()}
+            health = status["sched"].health["sched#0"]
+            assert health.state == "degraded" and "bad expression" in health.message
+            assert status["sched"].next_due is None
+            assert (await h.run("fine")).state is RunState.SUCCESS
+
+    asyncio.run(scenario())
