@@ -361,3 +361,18 @@ def test_trigger_wait_says_when_the_run_waits_for_upstream(daemon) -> None:
     out, _err = waiter.communicate(timeout=30)
     assert waiter.returncode == 0
     assert out.strip() == "downstream ran"
+
+
+def test_clients_find_the_daemon_by_config_env_or_current_folder(daemon) -> None:
+    daemon.write_config("state_dir: ./state\n" + BASIC.replace("GATE", str(daemon.root / "gate")))
+    daemon.start()
+    pid = daemon.proc.pid
+    by_config = daemon.cli("status", "--json", "-c", str(daemon.config), state=False)
+    assert json.loads(by_config.stdout)["pid"] == pid
+    daemon.env["FIRELINK_STATE_DIR"] = str(daemon.state_dir)
+    by_env = daemon.cli("status", "--json", state=False)
+    assert json.loads(by_env.stdout)["pid"] == pid
+    del daemon.env["FIRELINK_STATE_DIR"]
+    # ./firelink.yaml in the current folder (the daemon's root) is used when nothing is given
+    by_cwd = daemon.cli("status", "--json", state=False)
+    assert json.loads(by_cwd.stdout)["pid"] == pid
