@@ -34,6 +34,14 @@ class Dag:
             cycle = exc.args[1]
             raise DagError("dependency cycle (upstream -> downstream): " + " -> ".join(cycle)) from None
         self._rank = {job: i for i, job in enumerate(self.order)}
+        self._upstream_sets: dict[str, frozenset[str]] = {}
+
+    def upstream_set(self, job: str) -> frozenset[str]:
+        """The direct upstream jobs of ``job`` as a set (built on first use)."""
+        found = self._upstream_sets.get(job)
+        if found is None:
+            found = self._upstream_sets[job] = frozenset(self.upstream.get(job, ()))
+        return found
 
     def ancestors(self, job: str) -> set[str]:
         """Every job ``job`` depends on, directly or not (without ``job`` itself)."""

@@ -356,6 +356,9 @@ class Engine:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         # dependencies
         self._hist: dict[str, _History] = defaultdict(_History)
+        self._failed_latest: set[str] = set()
+        """Jobs whose latest finished run failed (the only candidates for upstream_failed)."""
+        self._failed_ever: set[str] = set()
         self._ref: dict[str, float] = {}
         self._waiting: dict[str, dict[str, RunRecord]] = defaultdict(dict)
         self._after: dict[str, set[str]] = defaultdict(set)
@@ -1001,7 +1004,7 @@ class Engine:
         """Everything that follows a run reaching a terminal state (its slot is released by the caller)."""
         job = self._job(run.job)
         self._last_run[run.job] = run
-        self._hist[run.job].note(run)
+        self._note_history(run)
         self._waiting.get(run.job, {}).pop(run.id, None)
         cls = _EVENT_OF_STATE.get(run.state)
         if cls is not None:
@@ -1060,30 +1063,51 @@ class Engine:
                     await self._auto_run(job, finished)
 
     def _condition(self, job: JobSpec, since: float | None) -> tuple[str, str]:
-        """``(decision, reason)``: ``run``, ``wait``, ``upstream_failed`` or ``skip``."""
+        """``(decision, reason)``: ``run``, ``wait``, ``upstream_failed`` or ``skip``.
+
+        Runs on every upstream finish: the scans stop at the first unmet upstream, and
+        failures are looked up among the (few) jobs known to have failed, so a fan-in of
+        thousands of upstreams stays cheap.
+        """
         assert job.depends_on is not None
         ups = job.depends_on.jobs
+        hist = self._hist
 
         def after(t: float | None) -> bool:
             return t is not None and (since is None or t > since)
 
-        hist = [self._hist[u] for u in ups]
+        def among(candidates: set[str]) -> list[str]:
+            if len(candidates) < len(ups):
+                wanted = self._dag.upstream_set(job.name)
+                return sorted(u for u in candidates if u in wanted)
+            return [u for u in ups if u in candidates]
+
         cond = job.depends_on.condition
         if cond == "all_success":
-            if all(after(h.success) for h in hist):
+            if all(after(hist[u].success) for u in ups):
                 return "run", "all upstream jobs succeeded"
-            failed = [u for u, h in zip(ups, hist, strict=True) if after(h.done) and h.latest_state in FAILED_STATES]
+            failed = [u for u in among(self._failed_latest) if after(hist[u].done)]
             if failed:
                 return "upstream_failed", "upstream " + ", ".join(failed) + " failed"
             return "wait", ""
         if cond == "all_done":
-            return ("run", "all upstream jobs finished") if all(after(h.done) for h in hist) else ("wait", "")
-        failed = [u for u, h in zip(ups, hist, strict=True) if after(h.failed)]
+            return ("run", "all upstream jobs finished") if all(after(hist[u].done) for u in ups) else ("wait", "")
+        failed = [u for u in among(self._failed_ever) if after(hist[u].failed)]
         if failed:
             return "run", "upstream " + ", ".join(failed) + " failed"
-        if all(after(h.done) for h in hist):
+        if all(after(hist[u].done) for u in ups):
             return "skip", "condition one_failed not met: no upstream job failed"
         return "wait", ""
+
+    def _note_history(self, run: RunRecord) -> None:
+        hist = self._hist[run.job]
+        hist.note(run)
+        if hist.latest_state in FAILED_STATES:
+            self._failed_latest.add(run.job)
+        else:
+            self._failed_latest.discard(run.job)
+        if hist.failed is not None:
+            self._failed_ever.add(run.job)
 
     async def _plan_condition(self, job: JobSpec, run: RunRecord) -> tuple[str, str]:
         states: dict[str, RunState] = {}
@@ -1228,7 +1252,7 @@ class Engine:
         for run in reversed(runs):
             if name in self._last_run and run.created_at <= self._last_run[name].created_at:
                 continue  # a run finished since start is newer than what was stored
-            self._hist[name].note(run)
+            self._note_history(run)
             self._note_created(run)
             if run.started_at is not None and run.started_at > self._ref.get(name, 0.0):
                 self._ref[name] = run.started_at
