@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -56,6 +58,21 @@ _DEFAULT_CONFIG = Path("firelink.yaml")
 def _fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
     click.echo(f"firelink: {message}", err=True)
     sys.exit(code)
+
+
+def _pipe_safe(func: F) -> F:
+    """``firelink runs | head`` closes the pipe early: end quietly, as other Unix tools do."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except BrokenPipeError:
+            # Python would complain again while flushing stdout at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(EXIT_FAILURE)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def _not_running(exc: DaemonNotRunning) -> NoReturn:
@@ -403,6 +420,7 @@ def run_cmd(
 
 @click.command("status")
 @_locate_options
+@_pipe_safe
 def status_cmd(state_dir: Path | None, config_path: Path | None, as_json: bool) -> None:
     """Show the daemon and every job: triggers, state, last run, next due time.
 
@@ -519,6 +537,7 @@ def _parse_env(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--with-upstream", is_flag=True, help="Run the job's depends_on jobs first.")
 @click.option("--env", "env_items", multiple=True, metavar="KEY=VALUE", help="Extra variables for the job (repeatable).")
 @_locate_options
+@_pipe_safe
 def trigger_cmd(
     job: str,
     wait: bool,
@@ -680,6 +699,7 @@ def reload_cmd(state_dir: Path | None, config_path: Path | None, as_json: bool) 
 @click.option("--state", "states", multiple=True, type=click.Choice([s.value for s in RunState]),
               help="Only runs in this state (repeatable).")
 @_locate_options
+@_pipe_safe
 def runs_cmd(
     job: str | None, limit: int, states: tuple[str, ...], state_dir: Path | None,
     config_path: Path | None, as_json: bool,
@@ -723,6 +743,7 @@ def runs_cmd(
               help="The daemon's state directory. Env FIRELINK_STATE_DIR.")
 @click.option("-c", "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               envvar="FIRELINK_CONFIG", help="A config file whose state_dir to use. Env FIRELINK_CONFIG.")
+@_pipe_safe
 def logs_cmd(job: str, run_id: str | None, follow: bool, state_dir: Path | None, config_path: Path | None) -> None:
     """Print a run's output (JOB's latest run by default), every attempt in order.
 
