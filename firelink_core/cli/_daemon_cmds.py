@@ -33,9 +33,12 @@ from .._daemon import (
     run_daemon,
     spawn_detached,
 )
+from .._engine import describe_trigger
 from ..abc import StorageContext
 from ..durations import format_duration, parse_duration
 from ..logs import attempt_log_path, read_log
+from ..model import Config
+from ..plugins import Plugins
 from ..records import AttemptRecord, RunRecord, RunState
 
 __all__ = ["COMMANDS", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE", "EXIT_NOT_RUNNING"]
@@ -107,7 +110,7 @@ def _config_errors(errors: Iterable[Any]) -> None:
 
 
 def _load_config(path: Path, *, extra_plugins: tuple[str, ...] = (), state_dir: Path | None = None,
-                 interpolate: bool = True) -> tuple[Any, Any]:
+                 interpolate: bool = True) -> tuple[Config, Plugins]:
     """Load and validate a config; on problems print them located (as ``validate`` does) and exit 1."""
     from ..config import ConfigInvalid, load_config
 
@@ -152,10 +155,7 @@ class _Target:
         else:
             self.state_dir = DEFAULT_STATE_DIR.expanduser()
         self.client = ControlClient(self.state_dir)
-        self._config: Any = None
-
-    def not_running_message(self, exc: DaemonNotRunning) -> str:
-        return str(exc)
+        self._config: tuple[Config, Plugins] | None = None
 
     def check_alive_without_socket(self) -> None:
         """A daemon holding the lock but not answering is not "not running": say so, exit 1."""
@@ -187,7 +187,7 @@ class _Target:
         except ControlError as exc:
             _control_failure(exc)
 
-    def config(self) -> Any:
+    def config(self) -> tuple[Config, Plugins] | None:
         """The config, loaded without interpolating ``${VARS}`` (exits 1 when it is invalid)."""
         if self._config is None and self.config_path is not None:
             self._config = _load_config(self.config_path, state_dir=self.state_dir, interpolate=False)
@@ -313,6 +313,12 @@ def _result_text(run: RunRecord) -> str:
     return text
 
 
+def _last_run_text(run: RunRecord | None, now: float) -> str:
+    if run is None:
+        return "-"
+    return f"{_result_text(run)} {_when(run.finished_at or run.started_at or run.created_at, now)}"
+
+
 def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
@@ -395,7 +401,7 @@ def run_cmd(
         except OSError as exc:
             _fail(f"cannot start the daemon in the background: {exc}")
 
-    def reload_config() -> tuple[Any, Any]:
+    def reload_config() -> tuple[Config, Plugins]:
         from ..config import load_config
 
         return load_config(config_path, extra_plugins=plugins, state_dir=override)
@@ -451,7 +457,7 @@ def _print_status_up(info: Mapping[str, Any]) -> None:
     problems = []
     for job in info.get("jobs", []):
         last = run_from_dict(job["last_run"]) if job.get("last_run") else None
-        last_text = "-" if last is None else f"{_result_text(last)} {_when(last.finished_at or last.created_at, now)}"
+        last_text = _last_run_text(last, now)
         state = job.get("state", "?")
         if job.get("running", 0) > 1:
             state += f" x{job['running']}"
@@ -488,7 +494,7 @@ def _status_down(target: _Target, message: str, as_json: bool) -> NoReturn:
     lasts = _OfflineStorage(target).run(last_runs) or {}
     jobs = []
     for job in config.jobs:
-        triggers = [_describe_trigger(t) for t in job.triggers]
+        triggers = [describe_trigger(t) for t in job.triggers]
         last = lasts.get(job.name)
         state = "disabled" if not job.enabled else ("failing" if last and last.finished and last.state != RunState.SUCCESS else "idle")
         jobs.append({"name": job.name, "triggers": triggers, "state": state, "last_run": last})
@@ -500,21 +506,13 @@ def _status_down(target: _Target, message: str, as_json: bool) -> NoReturn:
     now = time.time()
     rows = [
         [j["name"], ", ".join(j["triggers"]) or "-", j["state"],
-         "-" if j["last_run"] is None else f"{_result_text(j['last_run'])} {_when(j['last_run'].finished_at or j['last_run'].created_at, now)}"]
+         _last_run_text(j["last_run"], now)]
         for j in jobs
     ]
     if rows:
         click.echo()
         click.echo(_table(rows, ["JOB", "TRIGGERS", "STATE", "LAST RUN"]))
     sys.exit(EXIT_NOT_RUNNING)
-
-
-def _describe_trigger(spec: Any) -> str:
-    options = spec.options
-    for key in ("schedule", "every", "source"):
-        if key in options:
-            return f"{spec.type} {options[key]}"
-    return spec.type
 
 
 # --------------------------------------------------------------------------- trigger
