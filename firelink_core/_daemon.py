@@ -585,11 +585,7 @@ def spawn_detached(
     with open(log_path, "ab") as log_file:
         start_offset = log_file.tell()
         proc = subprocess.Popen(
-            [
-                sys.executable, "-c",
-                "import sys; from firelink_core.cli import main; sys.exit(main(prog_name='firelink'))",
-                "run", *args, "--detached-child",
-            ],
+            [*_firelink_command(), "run", *args, "--detached-child"],
             stdin=subprocess.DEVNULL,
             stdout=log_file,
             stderr=subprocess.STDOUT,
@@ -628,6 +624,15 @@ def spawn_detached(
             )
             return 1
         time.sleep(0.05)
+
+
+def _firelink_command() -> list[str]:
+    """How to run ``firelink`` again: the same console script (so ``ps`` shows ``firelink run``),
+    else this interpreter importing the CLI."""
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if script is not None and script.name == "firelink" and script.is_file() and os.access(script, os.X_OK):
+        return [str(script.absolute())]
+    return [sys.executable, "-c", "import sys; from firelink_core.cli import main; sys.exit(main(prog_name='firelink'))"]
 
 
 def _log_tail(path: Path, offset: int, lines: int = 20) -> str:
