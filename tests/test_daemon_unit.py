@@ -209,3 +209,16 @@ def test_shell_completion_offers_job_names_from_the_config(tmp_path: Path) -> No
     )
     assert result.returncode == 0, result.stderr
     assert sorted(result.stdout.split()) == ["plain,nightly", "plain,notify"]
+
+
+def test_detach_reports_why_the_daemon_did_not_start(tmp_path: Path) -> None:
+    config = tmp_path / "firelink.yaml"
+    config.write_text("jobs:\n  - name: a\n    trigger: manual\n    command: ['true']\n")
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    (state / "firelink.db").write_bytes(b"not a database" * 100)
+    result = firelink("run", str(config), "--state-dir", str(state), "--detach")
+    assert result.returncode == 1
+    assert "exited during startup" in result.stderr
+    assert "firelink could not start" in result.stderr  # the end of its log, shown to the user
+    assert not (state / "firelink.pid").exists()
