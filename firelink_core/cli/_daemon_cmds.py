@@ -745,8 +745,8 @@ def runs_cmd(
 def logs_cmd(job: str, run_id: str | None, follow: bool, state_dir: Path | None, config_path: Path | None) -> None:
     """Print a run's output (JOB's latest run by default), every attempt in order.
 
-    With -f, a running run is followed until it finishes. Exit codes: 0, 1 no such
-    run, 2 unknown job, 3 daemon not running with -f on a running run.
+    With -f, a running run is followed until it finishes (with the daemon down, what
+    was written is printed). Exit codes: 0, 1 no such run, 2 unknown job.
     """
     target = _Target(state_dir, config_path)
     up, result = target.try_request("run", job=job, run_id=run_id)
