@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import math
 import os
@@ -407,8 +408,10 @@ class DockerExecutor(Executor):
 
         def sweep() -> list[str]:
             removed = []
-            for container in client.containers.list(all=True, filters={"label": f"{LABEL_SCOPE}={self.scope}"}):
-                labels = container.labels or {}
+            # Sparse: a full listing inspects each container and fails on one removed meanwhile.
+            found = client.containers.list(all=True, sparse=True, filters={"label": f"{LABEL_SCOPE}={self.scope}"})
+            for container in found:
+                labels = container.attrs.get("Labels") or {}
                 if (
                     container.id in self._active
                     or labels.get(LABEL_RUN_ID) in self._recovering
@@ -568,14 +571,16 @@ class DockerExecutor(Executor):
         import docker.errors
 
         try:
-            return await asyncio.to_thread(client.containers.create, **args)
+            return await _create_container(client, args)
         except docker.errors.APIError as exc:
             if exc.status_code != 409:
                 raise _Failure(f"cannot create the container: {_describe(exc)}") from None
+        except Exception as exc:  # noqa: BLE001 - the engine went away
+            raise _Failure(f"cannot create the container: {_describe(exc)}") from None
         # A container of that name survives from an earlier daemon: let Docker pick a name.
         args = {k: v for k, v in args.items() if k != "name"}
         try:
-            return await asyncio.to_thread(client.containers.create, **args)
+            return await _create_container(client, args)
         except Exception as exc:  # noqa: BLE001
             raise _Failure(f"cannot create the container: {_describe(exc)}") from None
 
@@ -748,6 +753,39 @@ class DockerExecutor(Executor):
             },
         )
         return found[0] if found else None
+
+
+async def _create_container(client: docker.DockerClient, args: dict[str, Any]) -> Any:
+    """Create a container; if the attempt is cancelled meanwhile, remove it once Docker made it."""
+    created = _in_thread(lambda: client.containers.create(**args), name="firelink-docker-create")
+    try:
+        return await asyncio.shield(created)
+    except asyncio.CancelledError:
+        # The engine call goes on in its thread: whatever it creates must not outlive us.
+        try:
+            container = await created
+        except asyncio.CancelledError:
+            created.add_done_callback(_remove_in_background)
+            raise
+        except Exception:  # noqa: BLE001 - nothing was created
+            raise asyncio.CancelledError from None
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(container.remove, force=True, v=True)
+        raise
+
+
+def _remove_in_background(created: asyncio.Future[Any]) -> None:
+    if created.cancelled() or created.exception() is not None:
+        return
+    container = created.result()
+
+    def remove() -> None:
+        try:
+            container.remove(force=True, v=True)
+        except Exception as exc:  # noqa: BLE001 - the orphan sweep gets it next time
+            log.warning("could not remove container %s: %s", container.short_id, _describe(exc))
+
+    threading.Thread(target=remove, name="firelink-docker-remove", daemon=True).start()
 
 
 def _failed(sink: _LogSink, message: str) -> AttemptResult:

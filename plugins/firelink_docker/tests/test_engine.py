@@ -224,7 +224,8 @@ def test_crash_then_retry_stops_the_old_container(
     assert any(r.parent_run == run_id for r in runs), "recovery: retry queues a new run"
     assert containers_of(run_id) == []
     assert container_id not in {c.id for c in docker_client.containers.list(all=True)}
-    assert scope_containers(docker_client, tmp_path) == [], "the retry's container went with the engine"
+    left = [(c.status, c.attrs.get("Labels", {}).get("firelink.run_id")) for c in scope_containers(docker_client, tmp_path)]
+    assert left == [], "the retry's container went with the engine"
 
 
 def test_crash_with_recovery_fail(docker_host, busybox_image, tmp_path, containers_of, docker_client):
