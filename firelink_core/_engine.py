@@ -80,6 +80,8 @@ CATCHUP_SCAN_LIMIT = 100_000
 CATCHUP_ALL_LIMIT = 1000
 DEFAULT_MAX_PARALLEL = 64
 TIMER_BATCH = 64
+START_WRITE_DELAY = 1.0
+"""A run still going after this many seconds has its start (attempt, log path) written."""
 """Due timers handled before the dispatcher turns their events into runs: thousands of
 schedules due at once start running while the rest are still being fired."""
 
@@ -271,6 +273,8 @@ class _Reporter(AttemptReporter):
         self._log_path = log_path
         self._max_bytes = max_bytes
         self._writer: CappedLogWriter | None = None
+        self.run_changes: dict[str, Any] | None = None
+        """Start fields of the run not written yet (see ``Engine._attempt``)."""
 
     async def started(self, handle: Mapping[str, Any]) -> None:
         self.attempt = dataclasses.replace(self.attempt, handle=dict(handle))
@@ -935,12 +939,16 @@ class Engine:
         changes: dict[str, Any] = {"attempts": number, "log_path": str(log_path), "next_attempt_at": None}
         if run.started_at is None:
             changes["started_at"] = now
-        run = await self.storage.update_run(run.id, **changes)
+        run = dataclasses.replace(run, **changes)
         if self._ref.get(job.name, 0.0) < now:
             self._ref[job.name] = now
         self._job_running[job.name] += 1
         self._run_event(RunStarted(run=run, attempt=attempt))
         reporter = _Reporter(self.storage, attempt, log_path, job.log.max_bytes, stored=False)
+        # The run row learns its start (attempt number, log) with its outcome, or after
+        # START_WRITE_DELAY if still running: one write fewer for the many short runs.
+        reporter.run_changes = changes
+        timer = asyncio.get_running_loop().call_later(START_WRITE_DELAY, self._write_start, run.id, reporter)
         try:
             try:
                 result = await executor.run(self._request(job, run, number, log_path), reporter)
@@ -951,9 +959,15 @@ class Engine:
                 log.exception("executor %s failed on run %s", job.executor.type, run.id)
                 result = AttemptResult(error=f"executor {job.executor.type} failed: {type(exc).__name__}: {exc}")
         finally:
+            timer.cancel()
             reporter.close()
             self._job_running[job.name] -= 1
         return await self._attempt_done(job, run, reporter, result)
+
+    def _write_start(self, run_id: str, reporter: _Reporter) -> None:
+        changes, reporter.run_changes = reporter.run_changes, None
+        if changes:
+            self._spawn(self.storage.update_run(run_id, **changes))
 
     async def _finish_attempt(self, reporter: _Reporter, **changes: Any) -> AttemptRecord:
         attempt = dataclasses.replace(reporter.attempt, **changes)
@@ -967,16 +981,21 @@ class Engine:
     async def _record_interrupted(self, run: RunRecord, reporter: _Reporter, why: str) -> None:
         now = self.clock.now()
         attempt = await self._finish_attempt(reporter, finished_at=now, error=why)
-        run = await self.storage.update_run(run.id, state=RunState.INTERRUPTED, finished_at=now, reason=why)
+        start, reporter.run_changes = reporter.run_changes or {}, None
+        run = await self.storage.update_run(
+            run.id, **{**start, "state": RunState.INTERRUPTED, "finished_at": now, "reason": why}
+        )
         self._terminal(run, attempt)
 
     async def _attempt_done(self, job: JobSpec, run: RunRecord, reporter: _Reporter, result: AttemptResult) -> bool:
         now = self.clock.now()
         outcome = dict(exit_code=result.exit_code, signal=result.signal, error=result.error)
         attempt = await self._finish_attempt(reporter, finished_at=now, timed_out=result.timed_out, **outcome)
+        start, reporter.run_changes = reporter.run_changes or {}, None
+        outcome = {**start, **outcome}
         if result.ok:
             run = await self.storage.update_run(
-                run.id, state=RunState.SUCCESS, finished_at=now, reason=None, **outcome
+                run.id, **{**outcome, "state": RunState.SUCCESS, "finished_at": now, "reason": None}
             )
             self._terminal(run, attempt)
             return True
@@ -986,16 +1005,20 @@ class Engine:
             at = now + delay
             run = await self.storage.update_run(
                 run.id,
-                state=RunState.RETRYING,
-                next_attempt_at=at,
-                reason=f"attempt {attempt.number} {what}; retrying in {format_duration(delay)}",
-                **outcome,
+                **{
+                    **outcome,
+                    "state": RunState.RETRYING,
+                    "next_attempt_at": at,
+                    "reason": f"attempt {attempt.number} {what}; retrying in {format_duration(delay)}",
+                },
             )
             self._run_event(RunRetrying(run=run, attempt=attempt, delay=delay))
             self._push(at, "retry", run.id, run)
             return False
         state = RunState.TIMED_OUT if result.timed_out else RunState.FAILED
-        run = await self.storage.update_run(run.id, state=state, finished_at=now, reason=what, **outcome)
+        run = await self.storage.update_run(
+            run.id, **{**outcome, "state": state, "finished_at": now, "reason": what}
+        )
         self._terminal(run, attempt)
         return True
 

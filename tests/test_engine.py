@@ -676,3 +676,32 @@ def test_failing_notifier_is_counted_and_logged(tmp_path: Path, caplog: pytest.L
 
     asyncio.run(scenario())
     assert "notifier bad failed on failure" in caplog.text and "HTTP 500" in caplog.text
+
+
+def test_running_run_shows_its_start_in_storage(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    config = cfg(f"""
+        jobs:
+          - name: job
+            trigger: manual
+            command: '{gate_cmd(gate)}'
+            shell: true
+    """)
+
+    async def scenario() -> None:
+        async with run_engine(config, tmp_path) as h:
+            run_id = await h.trigger("job")
+
+            async def started() -> Any:
+                run = await h.storage.get_run(run_id)
+                return run if run is not None and run.attempts == 1 else None
+
+            run = await async_wait_for(started, 10)  # written within START_WRITE_DELAY
+            assert run.state is RunState.RUNNING and run.started_at is not None
+            assert run.log_path and run.log_path.endswith(f"{run_id}.1.log")
+            (attempt,) = await h.storage.list_attempts(run_id)
+            assert attempt.handle and attempt.finished_at is None
+            gate.touch()
+            assert (await h.wait_run(run_id)).attempts == 1
+
+    asyncio.run(scenario())
