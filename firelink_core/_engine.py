@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal
 
+from ._childwatch import install_pidfd_child_watcher
 from ._clock import SystemClock
 from ._dag import Dag
 from .abc import (
@@ -420,6 +421,7 @@ class Engine:
     async def start(self) -> None:
         """Open storage, recover after a crash, start executors, triggers, the timer and dispatcher."""
         self.started_at = self.clock.now()
+        install_pidfd_child_watcher()
         await self.storage.open()
         try:
             await self._start_components(self._jobs.values())
