@@ -432,6 +432,12 @@ class Engine:
             for job in self._jobs.values():
                 await self._start_triggers(job)
         except BaseException:
+            self._stopping = True
+            for key in list(self._triggers):
+                await self._stop_trigger(key)
+            for task in list(self._bg) + list(self._tasks.values()):
+                task.cancel()
+            await asyncio.gather(*self._bg, *self._tasks.values(), return_exceptions=True)
             await self._close_components()
             raise
         self._loop_task = asyncio.get_running_loop().create_task(self._loop(), name="firelink-engine")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import textwrap
 from pathlib import Path
 from typing import Any, ClassVar
@@ -206,5 +207,30 @@ def test_schedule_that_cannot_compute_is_degraded_not_fatal(tmp_path: Path) -> N
             assert health.state == "degraded" and "bad expression" in health.message
             assert status["sched"].next_due is None
             assert (await h.run("fine")).state is RunState.SUCCESS
+
+    asyncio.run(scenario())
+
+
+def test_failed_start_stops_the_triggers_it_started(tmp_path: Path) -> None:
+    from firelink_core._engine import Engine, EngineError
+    from firelink_core.config import parse_config
+
+    config = textwrap.dedent("""
+        jobs:
+          - {name: fed, trigger: probe_test, command: ["true"]}
+          - {name: other, trigger: manual, command: ["true"]}
+    """)
+    plugins = plugins_with(ProbeTrigger)
+    parsed, _ = parse_config(config, str(tmp_path / "firelink.yaml"), plugins=plugins, state_dir=tmp_path)
+    # the second job's trigger type disappears between validation and start
+    broken = dataclasses.replace(parsed.jobs[1].triggers[0], type="vanished")
+    jobs = (parsed.jobs[0], dataclasses.replace(parsed.jobs[1], triggers=(broken,)))
+
+    async def scenario() -> None:
+        engine = Engine(dataclasses.replace(parsed, jobs=jobs), plugins)
+        with pytest.raises(EngineError, match="job 'other': no plugin provides trigger type 'vanished'"):
+            await engine.start()
+        (probe,) = ProbeTrigger.instances
+        assert probe.started == 1 and probe.stopped == 1
 
     asyncio.run(scenario())
