@@ -395,7 +395,7 @@ class DockerExecutor(Executor):
 
         Considered are containers labelled with this daemon's state directory
         (``firelink.scope``), except those of attempts running now and those of jobs with
-        ``remove: false``. Stopped ones are removed. Running ones are stopped and removed only
+        ``remove: false``. Stopped ones are removed. Running ones are killed and removed only
         when ``keep_runs`` is given and does not list their run.
 
         The executor calls this once per engine, before its first new attempt there, which

@@ -219,3 +219,43 @@ def test_relative_host_paths_use_the_config_dir(make_executor, tmp_path: Path):
 
     assert parse_volume("./data:/data:ro", tmp_path) == f"{tmp_path}/data:/data:ro"
     assert parse_volume({"source": "cache", "target": "/cache"}, tmp_path) == "cache:/cache:rw"
+
+
+def test_timeout_sends_the_stop_signal_and_waits_the_grace(engine_env, make_executor, make_request, reporter):
+    script = 'trap "echo got-usr1; exit 5" USR1; echo ready; while true; do sleep 0.1; done'
+    request = make_request(["sh", "-c", script], timeout=0.5, kill_grace=30.0, options={"stop_signal": "SIGUSR1"})
+    result = run_attempt(make_executor(), request, reporter)
+    # The job's own handler ran (no SIGKILL within the grace) and its exit code is kept.
+    assert result.timed_out and result.exit_code == 5
+    assert "got-usr1" in log_text(request)
+
+
+def test_remove_orphans_with_runs_to_keep(engine_env, make_executor, docker_client, busybox_image):
+    executor = make_executor()
+
+    def running(run_id: str):
+        labels = {"firelink.scope": executor.scope, "firelink.run_id": run_id}
+        container = docker_client.containers.create(busybox_image, ["sleep", "60"], labels=labels)
+        container.start()
+        return container
+
+    kept, orphan = running("kept"), running("orphan")
+    try:
+
+        async def main():
+            untouched = await executor.remove_orphans()
+            removed = await executor.remove_orphans(keep_runs={"kept"})
+            await executor.stop()
+            return untouched, removed
+
+        untouched, removed = asyncio.run(main())
+        assert untouched == []  # running containers stay unless the caller names the runs to keep
+        assert removed == [orphan.id]
+        kept.reload()
+        assert kept.status == "running"
+    finally:
+        for container in (kept, orphan):
+            try:
+                container.remove(force=True)
+            except Exception:  # noqa: BLE001 - already removed by the test
+                pass
