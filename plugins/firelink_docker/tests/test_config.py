@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 
 import jsonschema
-from firelink_docker.executor import DockerExecutor, parse_memory
+from firelink_docker.executor import DockerExecutor, parse_memory, parse_volume
 
 from firelink_core.config import validate_files
 from firelink_core.plugins import make_plugins
@@ -118,3 +118,8 @@ def test_valid_options_pass_even_with_unset_variables(tmp_path):
         """,
     )
     assert errors == []
+
+
+def test_volume_specs(tmp_path):
+    assert parse_volume("./data:/data:ro", tmp_path) == f"{tmp_path}/data:/data:ro"
+    assert parse_volume({"source": "cache", "target": "/cache"}, tmp_path) == "cache:/cache:rw"

@@ -9,6 +9,8 @@ import pytest
 
 from firelink_core.testing import ExecutorContract
 
+pytestmark = pytest.mark.docker
+
 
 class TestDockerExecutorContract(ExecutorContract):
     """``make_executor`` and ``make_request`` come from conftest.py (busybox image, test engine)."""

@@ -15,6 +15,8 @@ import pytest
 from firelink_core.records import RunState
 from firelink_core.testing import run_engine, wait_for
 
+pytestmark = pytest.mark.docker
+
 
 def config(image: str, host: str, jobs: str) -> str:
     """A config of ``jobs``, where each ``EXECUTOR`` stands for the docker executor on the test engine."""

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 import pytest
 
 from firelink_core.logs import parse_dropped_marker
+
+pytestmark = pytest.mark.docker
 
 
 def run_attempt(executor, request, reporter):
@@ -212,13 +213,6 @@ def test_invalid_options_at_run_time_are_attempt_errors(engine_env, make_executo
     request = make_request(["true"], options={"memory": "lots"})
     result = run_attempt(make_executor(), request, reporter)
     assert result.error and "memory" in result.error and "lots" in result.error
-
-
-def test_relative_host_paths_use_the_config_dir(make_executor, tmp_path: Path):
-    from firelink_docker.executor import parse_volume
-
-    assert parse_volume("./data:/data:ro", tmp_path) == f"{tmp_path}/data:/data:ro"
-    assert parse_volume({"source": "cache", "target": "/cache"}, tmp_path) == "cache:/cache:rw"
 
 
 def test_timeout_sends_the_stop_signal_and_waits_the_grace(engine_env, make_executor, make_request, reporter):
