@@ -130,6 +130,41 @@ def test_missing_image_is_recorded_on_the_run(docker_host, tmp_path):
     assert "pull: never" in log
 
 
+def test_unreachable_engine_fails_the_run_not_the_daemon(docker_host, busybox_image, tmp_path):
+    text = config(
+        busybox_image,
+        f"unix://{tmp_path}/absent.sock",
+        """\
+        - name: nowhere
+          trigger: manual
+          EXECUTOR
+          command: ["true"]
+        """,
+    ) + textwrap.indent(
+        textwrap.dedent(
+            f"""\
+            - name: fine
+              trigger: manual
+              executor: {{type: docker, image: {busybox_image}, docker_host: "{docker_host}"}}
+              command: ["true"]
+            """
+        ),
+        "  ",
+    )
+
+    async def main():
+        async with run_engine(text, tmp_path) as h:
+            failed = await h.run("nowhere", timeout=30)
+            fine = await h.run("fine", timeout=30)
+            return failed, fine, h.log_text(failed)
+
+    failed, fine, log = asyncio.run(main())
+    assert failed.state is RunState.FAILED
+    assert failed.error and failed.error.startswith(f"cannot reach the Docker engine at unix://{tmp_path}/absent.sock")
+    assert "cannot reach the Docker engine" in log
+    assert fine.state is RunState.SUCCESS
+
+
 # --------------------------------------------------------------------------- crash and restart
 
 
