@@ -193,7 +193,12 @@ def crashed_daemon(tmp_path: Path, text: str, containers_of) -> tuple[str, str]:
             message="the daemon's control socket",
         )
         assert proc.poll() is None, (tmp_path / "daemon.log").read_text()
-        triggered = firelink("trigger", "long", "--state-dir", str(tmp_path))
+        # Exit code 3: the daemon is not answering yet (its socket file may precede listening).
+        triggered = wait_for(
+            lambda: (r := firelink("trigger", "long", "--state-dir", str(tmp_path))).returncode != 3 and r,
+            30,
+            message="the daemon to accept a trigger",
+        )
         assert triggered.returncode == 0, triggered.stderr
         run_id = triggered.stdout.strip()
         running = wait_for(
