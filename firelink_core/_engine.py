@@ -346,6 +346,7 @@ class Engine:
         self._triggers: dict[str, tuple[Trigger, _TriggerContext]] = {}
         self._manual_keys: dict[str, str] = {}
         self._schedules: dict[str, _Schedule] = {}
+        self._to_plan: list[tuple[JobSpec, TriggerSpec, type[Trigger]]] = []
         self._generation = 0
         # the timer: (when, seq, kind, key, data)
         self._heap: list[tuple[float, int, str, str, Any]] = []
@@ -430,7 +431,9 @@ class Engine:
             for event in await self.storage.pending_events():
                 self._events.append(event)
             for job in self._jobs.values():
-                await self._start_triggers(job)
+                await self._start_triggers(job, defer_schedules=True)
+            if self._to_plan:
+                self._spawn(self._plan_deferred())
         except BaseException:
             self._stopping = True
             for key in list(self._triggers):
@@ -513,31 +516,59 @@ class Engine:
                 task.cancel()
         await self._close_components()
 
-    async def _start_triggers(self, job: JobSpec) -> None:
+    async def _start_triggers(self, job: JobSpec, *, defer_schedules: bool = False) -> None:
         if not job.enabled:
             return
-        classes = self.plugins
         for spec in job.triggers:
-            cls = classes.trigger_class(spec.type, spec.options.get("source"))
+            cls = self.plugins.trigger_class(spec.type, spec.options.get("source"))
             if cls is None:
                 raise EngineError(f"job {job.name!r}: no plugin provides trigger type {spec.type!r}")
-            context = _TriggerContext(self, job, spec)
-            trigger = cls(spec, context)
-            self._triggers[spec.key] = (trigger, context)
-            if spec.type == "manual":
-                self._manual_keys.setdefault(job.name, spec.key)
-            if isinstance(trigger, ScheduleTrigger):
-                self._generation += 1
-                self._schedules[spec.key] = _Schedule(trigger, self._generation)
-                await self._catch_up(spec.key)
-            try:
-                await trigger.start()
-            except Exception as exc:  # noqa: BLE001 - one broken trigger must not stop the daemon
-                log.exception("trigger %s failed to start", spec.key)
-                context.set_health("degraded", f"failed to start: {exc}")
+            if defer_schedules and issubclass(cls, ScheduleTrigger):
+                self._to_plan.append((job, spec, cls))
                 continue
-            if isinstance(trigger, ScheduleTrigger) and context.health.state == "starting":
-                context.set_health("ok")
+            await self._start_trigger(job, spec, cls)
+
+    async def _start_trigger(
+        self, job: JobSpec, spec: TriggerSpec, cls: type[Trigger], *, plan_from: float | None = None
+    ) -> None:
+        context = _TriggerContext(self, job, spec)
+        try:
+            trigger = cls(spec, context)
+        except Exception as exc:  # noqa: BLE001 - reported as a located error
+            raise EngineError(f"job {job.name!r}: trigger {spec.type!r} cannot be created: {exc}") from None
+        self._triggers[spec.key] = (trigger, context)
+        if spec.type == "manual":
+            self._manual_keys.setdefault(job.name, spec.key)
+        if isinstance(trigger, ScheduleTrigger):
+            self._generation += 1
+            self._schedules[spec.key] = _Schedule(trigger, self._generation)
+            await self._catch_up(spec.key, plan_from=plan_from)
+        try:
+            await trigger.start()
+        except Exception as exc:  # noqa: BLE001 - one broken trigger must not stop the daemon
+            log.exception("trigger %s failed to start", spec.key)
+            context.set_health("degraded", f"failed to start: {exc}")
+            return
+        if isinstance(trigger, ScheduleTrigger) and context.health.state == "starting":
+            context.set_health("ok")
+
+    async def _plan_deferred(self) -> None:
+        """Create and plan the schedules of a starting engine in the background.
+
+        Computing thousands of cron schedules takes seconds; meanwhile the daemon already
+        answers ``status``. Schedules plan from the start time, so nothing due in between
+        is missed.
+        """
+        items, self._to_plan = self._to_plan, []
+        for i, (job, spec, cls) in enumerate(items):
+            if self._stopping:
+                return
+            try:
+                await self._start_trigger(job, spec, cls, plan_from=self.started_at)
+            except EngineError as exc:
+                log.error("%s", exc)
+            if i % 50 == 49:
+                await asyncio.sleep(0)
 
     async def _stop_trigger(self, key: str) -> None:
         entry = self._triggers.pop(key, None)
@@ -736,8 +767,10 @@ class Engine:
         # The dedupe key makes a fire stored just before a crash not fire again on restart.
         await self._emit(trigger.spec, payload, env, dedupe_key=f"fire:{due!r}", scheduled_for=due)
 
-    async def _catch_up(self, key: str) -> None:
-        """(Re)plan one schedule from the wall clock, firing what was missed per ``catchup``."""
+    async def _catch_up(self, key: str, *, plan_from: float | None = None) -> None:
+        """(Re)plan one schedule from the wall clock, firing what was missed per ``catchup``.
+
+        ``plan_from``: for a schedule never fired, plan from this time instead of now."""
         sched = self._schedules.get(key)
         if sched is None:
             return
@@ -751,7 +784,7 @@ class Engine:
             # fire counts as missed if the clock is past it.
             last = sched.next_due.timestamp() - 1e-3
         if last is None:
-            self._schedule_next(key, _utc(now))
+            self._schedule_next(key, _utc(now if plan_from is None else min(plan_from, now)))
             return
         start = last
         if job.misfire_grace is not None:

@@ -116,6 +116,7 @@ async def run_engine(
     engine = Engine(config, plugins, clock=clock)
     await engine.start()
     try:
+        await engine.wait_idle(60)  # schedules planned, recovered work dispatched
         yield EngineHarness(engine, tmp_path)
     finally:
         await engine.stop(grace=grace)
