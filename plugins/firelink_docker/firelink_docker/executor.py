@@ -62,7 +62,6 @@ _HOST_SCHEMES = ("unix://", "tcp://", "ssh://", "npipe://", "http://", "https://
 _NAME_UNSAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 _POOL_SIZE = 128  # every running attempt holds two connections (logs and wait)
 
-_STRINGS = {"type": "array", "items": {"type": "string"}}
 _STRING_MAP = {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}
 
 
