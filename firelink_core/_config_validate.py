@@ -250,6 +250,8 @@ def _map_error(st: _State, error: jsonschema.ValidationError, base: PathT, *, jo
     if kind == "type":
         types = [value] if isinstance(value, str) else list(value)
         message = f"expected {_expected(types)}, got {_type_name(inst)}"
+        if isinstance(inst, bool) and "string" in types:
+            message += " (YAML reads unquoted yes/no/on/off/true/false as booleans: quote the value)"
     elif kind == "enum":
         options = ", ".join(repr(v) for v in value)
         message = f"expected one of {options}, got {inst!r}{_suggest(str(inst), [str(v) for v in value])}"

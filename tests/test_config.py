@@ -3,7 +3,6 @@ the merged schema as an editor sees it, and a 10,000-job config."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import jsonschema
@@ -19,9 +18,7 @@ from firelink_core.config import (
 )
 from firelink_core.model import Dependency, NotifyRule, Retries
 from firelink_core.plugins import Plugins
-
-sys.path.insert(0, str(Path(__file__).parent))  # the stand-ins module, with --import-mode=importlib
-from test_config_standins import plugins_with_standins  # noqa: E402
+from firelink_core.testing import fresh_plugins
 
 # The seed: the config the project's users wrote first; it must validate exactly as written.
 SEED = """\
@@ -95,13 +92,13 @@ def _has_s3(plugins: Plugins) -> bool:
 
 @pytest.fixture(scope="module")
 def plugins() -> Plugins:
-    """Built-ins (stand-ins where missing) and firelink-s3's plugin when it declares watch:s3."""
-    return plugins_with_standins("firelink_s3.plugin")
+    """The built-ins and firelink-s3's plugin."""
+    return fresh_plugins("firelink_s3.plugin")
 
 
 @pytest.fixture(scope="module")
 def bare() -> Plugins:
-    return plugins_with_standins()
+    return fresh_plugins()
 
 
 def test_the_seed_validates_exactly_as_written(plugins: Plugins) -> None:

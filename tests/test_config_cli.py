@@ -13,10 +13,7 @@ from click.testing import CliRunner
 
 from firelink_core.cli import main
 
-TESTS = Path(__file__).parent
 FIRELINK = Path(sys.executable).parent / "firelink"
-# The built-ins still being written are filled in by stand-ins (see test_config_standins.py).
-STANDINS = ["--plugin", "test_config_standins"]
 
 VALID = """\
 jobs:
@@ -41,8 +38,7 @@ jobs:
 
 
 @pytest.fixture(autouse=True)
-def _standins_importable(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.syspath_prepend(str(TESTS))
+def _no_env_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FIRELINK_PLUGINS", raising=False)
 
 
@@ -59,13 +55,13 @@ def run(*args: str) -> tuple[int, str, str]:
 
 
 def test_valid_file_exits_0(files: dict[str, Path]) -> None:
-    code, out, _err = run("validate", *STANDINS, str(files["good"]))
+    code, out, _err = run("validate", str(files["good"]))
     assert code == 0
     assert out == f"{files['good']}: valid\n"
 
 
 def test_invalid_file_exits_1_with_every_problem_located(files: dict[str, Path]) -> None:
-    code, out, err = run("validate", *STANDINS, str(files["good"]), str(files["bad"]))
+    code, out, err = run("validate", str(files["good"]), str(files["bad"]))
     assert code == 1
     bad = files["bad"]
     assert out.splitlines() == [
@@ -86,7 +82,7 @@ def test_usage_errors_exit_2(files: dict[str, Path], tmp_path: Path) -> None:
 
 
 def test_json_format(files: dict[str, Path]) -> None:
-    code, out, _err = run("validate", *STANDINS, "--format", "json", str(files["good"]), str(files["bad"]))
+    code, out, _err = run("validate", "--format", "json", str(files["good"]), str(files["bad"]))
     assert code == 1
     report = json.loads(out)
     assert report["valid"] is False
@@ -105,7 +101,7 @@ def test_json_format(files: dict[str, Path]) -> None:
 
 
 def test_github_format(files: dict[str, Path]) -> None:
-    code, out, _err = run("validate", *STANDINS, "--format", "github", str(files["bad"]))
+    code, out, _err = run("validate", "--format", "github", str(files["bad"]))
     assert code == 1
     name = str(files["bad"]).replace(":", "%3A").replace(",", "%2C")
     assert out.splitlines() == [
@@ -117,14 +113,14 @@ def test_github_format(files: dict[str, Path]) -> None:
 
 
 def test_valid_json_and_github_exit_0(files: dict[str, Path]) -> None:
-    code, out, _err = run("validate", *STANDINS, "--format", "json", str(files["good"]))
+    code, out, _err = run("validate", "--format", "json", str(files["good"]))
     assert code == 0 and json.loads(out)["valid"] is True
-    code, out, _err = run("validate", *STANDINS, "--format", "github", str(files["good"]))
+    code, out, _err = run("validate", "--format", "github", str(files["good"]))
     assert code == 0 and out == ""
 
 
 def test_schema_command_prints_the_merged_schema() -> None:
-    code, out, _err = run("schema", *STANDINS)
+    code, out, _err = run("schema")
     assert code == 0
     schema = json.loads(out)
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
@@ -145,14 +141,14 @@ def test_plugins_command_lists_builtins_and_what_they_provide() -> None:
 
 
 def test_real_subprocess_of_the_installed_script(files: dict[str, Path]) -> None:
-    env = {**os.environ, "PYTHONPATH": str(TESTS)}
+    env = dict(os.environ)
     env.pop("FIRELINK_PLUGINS", None)
     good = subprocess.run(
-        [str(FIRELINK), "validate", *STANDINS, str(files["good"])], capture_output=True, text=True, env=env
+        [str(FIRELINK), "validate", str(files["good"])], capture_output=True, text=True, env=env
     )
     assert (good.returncode, good.stdout) == (0, f"{files['good']}: valid\n"), good.stderr
     bad = subprocess.run(
-        [str(FIRELINK), "validate", *STANDINS, "--format", "github", str(files["bad"])],
+        [str(FIRELINK), "validate", "--format", "github", str(files["bad"])],
         capture_output=True, text=True, env=env,
     )
     assert bad.returncode == 1, bad.stderr

@@ -8,7 +8,6 @@ these problems: one clear message each, no cascades.
 from __future__ import annotations
 
 import re
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,9 +15,7 @@ import yaml
 
 from firelink_core.config import ConfigError, validate_text
 from firelink_core.plugins import Plugins
-
-sys.path.insert(0, str(Path(__file__).parent))  # the stand-ins module, with --import-mode=importlib
-from test_config_standins import plugins_with_standins  # noqa: E402
+from firelink_core.testing import fresh_plugins
 
 CORPUS = Path(__file__).parent / "invalid"
 _EXPECT = re.compile(r"^# expect: (-|(\d+):(\d+)): (.*)$")
@@ -43,7 +40,7 @@ def _rendered(error: ConfigError) -> str:
 
 @pytest.fixture(scope="module")
 def plugins() -> Plugins:
-    return plugins_with_standins()
+    return fresh_plugins()
 
 
 def _config_plugins(text: str) -> list[str]:
@@ -65,7 +62,7 @@ def test_invalid_config(path: Path, plugins: Plugins) -> None:
     expected = _expectations(text)
     assert expected, f"{path.name} has no '# expect:' comment"
     listed = _config_plugins(text)
-    errors = validate_text(text, path.name, plugins=plugins_with_standins(*listed) if listed else plugins)
+    errors = validate_text(text, path.name, plugins=fresh_plugins(*listed) if listed else plugins)
     got = sorted(((e.line, e.column), _rendered(e)) for e in errors)
     assert len(errors) == len(expected), "\n".join(str(e) for e in errors)
     for line, column, texts in expected:
