@@ -56,7 +56,7 @@ from .events import (
     TriggerEvent,
 )
 from .logs import CappedLogWriter, attempt_log_path, log_tail_lines
-from .model import Config, JobSpec, Retries, TriggerSpec
+from .model import Config, JobSpec, Overlap, Retries, TriggerSpec
 from .plugins import Plugins
 from .records import TERMINAL_STATES, AttemptRecord, RunRecord, RunState
 
@@ -853,10 +853,20 @@ class Engine:
             self._run_event(RunWaiting(run=run))
             await self._evaluate_waiting(run)
         else:
-            if job.overlap == "skip" and event.payload.get("catchup"):
+            overlap = job.overlap or self._default_overlap(event)
+            if overlap == "skip" and event.payload.get("catchup"):
                 # Fires caught up together after downtime would skip each other: they queue.
-                job = dataclasses.replace(job, overlap="queue")
+                overlap = "queue"
+            if overlap != job.overlap:
+                job = dataclasses.replace(job, overlap=overlap)
             await self._admit(job, RunRecord(**base), consume_event=event.id)
+
+    def _default_overlap(self, event: TriggerEvent) -> Overlap:
+        """Unset ``overlap``: a schedule's fire is skipped while the job is busy (the next fire
+        comes anyway); any other event (a file, an object, a manual request) waits for a slot,
+        so none is dropped. ``allow`` keeps the job's ``max_instances`` as its limit."""
+        cls = self.plugins.triggers().get(event.trigger)
+        return "skip" if isinstance(cls, type) and issubclass(cls, ScheduleTrigger) else "allow"
 
     def _limit(self, job: JobSpec) -> int:
         return 1 if job.overlap == "queue" else max(job.max_instances, 1)
@@ -933,6 +943,9 @@ class Engine:
             FIRELINK_EVENT=json.dumps(dict(run.payload), sort_keys=True),
         )
         env.update(job.env)
+        if run.payload.get("manual"):
+            # `firelink trigger --env` values are per-run overrides of the job's defaults.
+            env.update({k: v for k, v in run.env.items() if not k.startswith("FIRELINK_")})
         return AttemptRequest(
             run_id=run.id,
             job=job.name,

@@ -260,7 +260,7 @@ def _build(data: dict[str, Any], located: Located, *, config_dir: Path, path: Pa
                 depends_on=_dependency(job.get("depends_on")),
                 wait_timeout=_duration(get("wait_timeout")),
                 max_instances=get("max_instances", 1),
-                overlap=get("overlap", "skip"),
+                overlap=get("overlap"),
                 catchup=get("catchup", "latest"),
                 misfire_grace=_duration(get("misfire_grace")),
                 recovery=get("recovery", "retry"),

@@ -110,7 +110,8 @@ class JobSpec:
     wait_timeout: float | None = None
     """A triggered run waiting on ``depends_on`` longer than this is marked ``skipped``."""
     max_instances: int = 1
-    overlap: Overlap = "skip"
+    overlap: Overlap | None = None
+    """``None``: schedule fires skip, other triggers' runs wait for a slot (see docs/engine.md)."""
     catchup: Catchup = "latest"
     misfire_grace: float | None = None
     """Missed schedule fires older than this many seconds are not caught up; ``None``: no limit."""

@@ -285,6 +285,59 @@ def test_overlap_allow_runs_up_to_max_instances_then_queues(tmp_path: Path) -> N
     asyncio.run(scenario())
 
 
+def test_default_overlap_queues_events_but_skips_schedule_fires(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    config = cfg(f"""
+        jobs:
+          - name: job
+            triggers:
+              - {{trigger: manual}}
+              - {{trigger: interval, every: 1s}}
+            command: '{gate_cmd(gate)}'
+            shell: true
+    """)
+
+    async def scenario() -> None:
+        async with run_engine(config, tmp_path) as h:
+            first = await h.trigger("job")
+            await async_wait_for(lambda: _run_in(h, first, RunState.RUNNING))
+            second = await h.trigger("job")  # an event (not a schedule) is never dropped: it waits
+            # meanwhile the 1s schedule fires and, the job being busy, those fires are skipped
+            async def schedule_skipped() -> bool:
+                runs = await h.storage.list_runs("job", states=[RunState.SKIPPED])
+                return any(r.trigger == "interval" and "overlap" in (r.reason or "") for r in runs)
+
+            await async_wait_for(schedule_skipped, timeout=10)
+            assert (await h.storage.get_run(second)).state is RunState.QUEUED
+            gate.touch()
+            assert (await h.wait_run(first)).state is RunState.SUCCESS
+            assert (await h.wait_run(second)).state is RunState.SUCCESS
+
+    asyncio.run(scenario())
+
+
+def test_manual_env_overrides_the_jobs_env(tmp_path: Path) -> None:
+    out = tmp_path / "who"
+    config = cfg(f"""
+        jobs:
+          - name: hello
+            trigger: manual
+            env: {{WHO: world, KEEP: kept}}
+            command: 'echo "$WHO $KEEP $FIRELINK_JOB" > {out}'
+            shell: true
+    """)
+
+    async def scenario() -> None:
+        async with run_engine(config, tmp_path) as h:
+            assert (await h.run("hello")).state is RunState.SUCCESS
+            assert out.read_text() == "world kept hello\n"
+            run = await h.run("hello", {"WHO": "you", "FIRELINK_JOB": "forged"})
+            assert run.state is RunState.SUCCESS
+            assert out.read_text() == "you kept hello\n"
+
+    asyncio.run(scenario())
+
+
 def test_max_parallel_caps_runs_across_jobs(tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     config = cfg(f"""
