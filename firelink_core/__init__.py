@@ -35,6 +35,8 @@ except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0"
 
 __all__ = [
+    "Engine",
+    "JobStatus",
     "AttemptRecord",
     "AttemptReporter",
     "AttemptRequest",
@@ -67,3 +69,12 @@ __all__ = [
     "make_plugins",
     "parse_duration",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # The engine is imported on first use, so `firelink validate` never loads it.
+    if name in ("Engine", "JobStatus"):
+        from . import _engine
+
+        return getattr(_engine, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

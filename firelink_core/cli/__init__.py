@@ -7,7 +7,7 @@ import click
 from .. import __version__
 from . import _config_cmds, _daemon_cmds, _graph_cmds
 
-__all__ = ["main"]
+__all__ = ["main", "run"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -19,6 +19,19 @@ def main() -> None:
     Exit codes: 0 success, 1 failure (invalid config, failed job, daemon error),
     2 usage error (missing file, unknown option), 3 daemon not running.
     """
+
+
+def run() -> None:
+    """The console script: ``main`` with a quiet exit when stdout is closed (``| head``)."""
+    import os
+    import sys
+
+    try:
+        main()
+    except BrokenPipeError:
+        # Point stdout at /dev/null so the interpreter's final flush does not fail again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 for _module in (_config_cmds, _daemon_cmds, _graph_cmds):
