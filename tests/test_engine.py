@@ -17,8 +17,7 @@ from firelink_core.config import parse_config
 from firelink_core.events import RunEvent
 from firelink_core.plugins import PluginInfo
 from firelink_core.records import RunState
-from firelink_core.testing import FakeClock, async_wait_for, run_engine
-from firelink_core.testing._harness import plugins_with
+from firelink_core.testing import FakeClock, async_wait_for, plugins_with, run_engine
 
 
 def _have_subprocess_executor() -> bool:

@@ -8,8 +8,7 @@ import pytest
 
 from firelink_core.abc import Trigger
 from firelink_core.builtin.manual import ManualTrigger
-from firelink_core.testing import TriggerContract
-from firelink_core.testing._trigger_contract import TriggerUnderTest
+from firelink_core.testing import TriggerContract, TriggerUnderTest
 
 
 async def fire(trigger: Trigger) -> None:

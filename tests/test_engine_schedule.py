@@ -18,8 +18,7 @@ import pytest
 from firelink_core.abc import ScheduleTrigger
 from firelink_core.builtin.sqlite import SqliteStorage
 from firelink_core.records import RunState
-from firelink_core.testing import FakeClock, async_wait_for, run_engine
-from firelink_core.testing._harness import plugins_with
+from firelink_core.testing import FakeClock, async_wait_for, plugins_with, run_engine
 
 T0 = 1_700_000_000.0
 """FakeClock's start: 800 s past a whole hour (UTC)."""

@@ -12,8 +12,7 @@ import pytest
 
 from firelink_core.abc import Trigger
 from firelink_core.records import RunState
-from firelink_core.testing import async_wait_for, run_engine
-from firelink_core.testing._harness import plugins_with
+from firelink_core.testing import async_wait_for, plugins_with, run_engine
 
 
 def _have_subprocess_executor() -> bool:

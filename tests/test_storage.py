@@ -10,8 +10,7 @@ import pytest
 from firelink_core.abc import Storage
 from firelink_core.builtin.memory import MemoryStorage
 from firelink_core.builtin.sqlite import SqliteStorage
-from firelink_core.testing import StorageContract
-from firelink_core.testing._storage_contract import BasicStorageContext
+from firelink_core.testing import BasicStorageContext, StorageContract
 
 
 class TestMemoryStorage(StorageContract):

@@ -32,7 +32,7 @@ from firelink_core.builtin.sqlite import SqliteStorage
 from firelink_core.events import TriggerEvent
 from firelink_core.plugins import make_plugins
 from firelink_core.records import AttemptRecord, RunRecord, RunState
-from firelink_core.testing._storage_contract import BasicStorageContext
+from firelink_core.testing import BasicStorageContext
 
 T0 = 1_700_000_000.5
 
@@ -41,7 +41,7 @@ import asyncio, sys
 from pathlib import Path
 from firelink_core.builtin.sqlite import SqliteStorage
 from firelink_core.events import TriggerEvent
-from firelink_core.testing._storage_contract import BasicStorageContext
+from firelink_core.testing import BasicStorageContext
 path = Path(sys.argv[1])
 """
 

@@ -17,8 +17,7 @@ from firelink_core.builtin.subprocess import SubprocessExecutor, group_alive, pr
 from firelink_core.logs import parse_dropped_marker, read_log
 from firelink_core.plugins import make_plugins
 from firelink_core.records import AttemptRecord
-from firelink_core.testing import ExecutorContract, wait_for
-from firelink_core.testing._executor_contract import RecordingReporter
+from firelink_core.testing import ExecutorContract, RecordingReporter, wait_for
 
 
 class DirectContext(ExecutorContext):

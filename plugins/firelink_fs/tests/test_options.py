@@ -13,8 +13,7 @@ from firelink_fs.trigger import FsWatchTrigger
 
 from firelink_core.config import validate_text
 from firelink_core.plugins import make_plugins
-from firelink_core.testing import TriggerContract
-from firelink_core.testing._trigger_contract import TriggerUnderTest
+from firelink_core.testing import TriggerContract, TriggerUnderTest
 
 _SUBPROCESS_MISSING = "unknown executor type 'subprocess'"
 

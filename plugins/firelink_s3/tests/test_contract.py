@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from firelink_s3.trigger import S3WatchTrigger
 
-from firelink_core.testing import TriggerContract
-from firelink_core.testing._trigger_contract import TriggerUnderTest
+from firelink_core.testing import TriggerContract, TriggerUnderTest
 
 from .conftest import SeaweedServer, s3_client
 
