@@ -171,18 +171,6 @@ def _derived_id(base: str, what: str) -> str:
     return uuid.uuid5(uuid.UUID(hex=base) if len(base) == 32 else uuid.NAMESPACE_OID, f"{base}/{what}").hex
 
 
-def describe_trigger(spec: TriggerSpec) -> str:
-    """``cron 0 18 * * *``, ``interval 90s``, ``watch s3://b/p``, ``manual``."""
-    opts = spec.options
-    for key in ("schedule", "every", "source"):
-        if key in opts:
-            value = opts[key]
-            if isinstance(value, (int, float)) and key == "every":
-                value = format_duration(value)
-            return f"{spec.type} {value}"
-    return spec.type
-
-
 # --------------------------------------------------------------------------- contexts
 
 
@@ -1565,7 +1553,7 @@ class Engine:
             out.append(
                 JobStatus(
                     name=job.name,
-                    triggers=[describe_trigger(spec) for spec in job.triggers],
+                    triggers=[spec.describe() for spec in job.triggers],
                     state=state,
                     last_run=self._last_run.get(job.name),
                     next_due=min(dues) if dues else None,

@@ -5,10 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from .model import Config, JobSpec, TriggerSpec
+from .model import Config, JobSpec
 from .records import RunRecord, RunState
 
-__all__ = ["describe_trigger", "render_mermaid", "render_dot", "STATE_COLOURS"]
+__all__ = ["render_mermaid", "render_dot", "STATE_COLOURS"]
 
 STATE_COLOURS: Mapping[str, str] = {
     "success": "#2e7d32",
@@ -22,17 +22,8 @@ STATE_COLOURS: Mapping[str, str] = {
 }
 
 
-def describe_trigger(spec: TriggerSpec) -> str:
-    """A short readable form: ``cron 0 18 * * *``, ``interval 5s``, ``watch s3://b/p/``, ``manual``."""
-    options = spec.options
-    for key in ("schedule", "every", "source"):
-        if key in options:
-            return f"{spec.type} {options[key]}"
-    return spec.type
-
-
 def _job_label(job: JobSpec) -> str:
-    triggers = ", ".join(describe_trigger(t) for t in job.triggers)
+    triggers = ", ".join(t.describe() for t in job.triggers)
     if not triggers:
         triggers = "after upstream" if job.depends_on else "no trigger"
     return f"{job.name}\n{triggers}"

@@ -56,6 +56,18 @@ class TriggerSpec:
         """Stable identity used for schedule state and checkpoints: ``"<job>#<index>"``."""
         return f"{self.job}#{self.index}"
 
+    def describe(self) -> str:
+        """A short readable form: ``cron 0 18 * * *``, ``interval 90s``, ``watch s3://b/p``, ``manual``."""
+        for name in ("schedule", "every", "source"):
+            if name in self.options:
+                value = self.options[name]
+                if name == "every" and isinstance(value, (int, float)) and not isinstance(value, bool):
+                    from .durations import format_duration
+
+                    value = format_duration(value)
+                return f"{self.type} {value}"
+        return self.type
+
 
 @dataclass(frozen=True)
 class ExecutorSpec:

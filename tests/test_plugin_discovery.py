@@ -21,7 +21,6 @@ from firelink_core.cli import main
 from firelink_core.config import validate_text
 from firelink_core.testing import fresh_plugins
 
-TESTS = Path(__file__).parent
 FIRELINK = Path(sys.executable).parent / "firelink"
 
 PLUGIN_MODULE = '''
@@ -112,8 +111,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def _firelink(*args: str, pythonpath: list[Path], cwd: Path | None = None, **env: str) -> subprocess.CompletedProcess:
     environ = {k: v for k, v in os.environ.items() if k != "FIRELINK_PLUGINS"}
-    # The stand-ins fill in built-ins still being written (see test_config_standins.py).
-    environ["PYTHONPATH"] = os.pathsep.join(str(p) for p in [*pythonpath, TESTS])
+    environ["PYTHONPATH"] = os.pathsep.join(str(p) for p in pythonpath)
     environ.update(env)
     return subprocess.run(
         [str(FIRELINK), *args], capture_output=True, text=True, env=environ, cwd=cwd, timeout=120
@@ -137,13 +135,13 @@ def test_installed_distribution_is_listed_merged_and_validated(installed: dict[s
     assert "acme  [firelink-acme 1.2.3]  source=entry-point" in text
     assert "    trigger acme_queue  Messages of an ACME queue" in text
 
-    schema = json.loads(_firelink("schema", "--plugin", "test_config_standins", pythonpath=site).stdout)
+    schema = json.loads(_firelink("schema", pythonpath=site).stdout)
     assert "acme_queue" in schema["$defs"]["trigger_type"]["enum"]
     assert schema["$defs"]["trigger.acme_queue"]["required"] == ["queue"]
 
     good = tmp_path / "good.yaml"
     good.write_text("jobs:\n  - name: orders\n    trigger: acme_queue\n    queue: orders\n    batch: 10\n")
-    result = _firelink("validate", "--plugin", "test_config_standins", str(good), pythonpath=site)
+    result = _firelink("validate", str(good), pythonpath=site)
     assert (result.returncode, result.stdout) == (0, f"{good}: valid\n"), result.stderr
 
     bad = tmp_path / "bad.yaml"
@@ -151,7 +149,7 @@ def test_installed_distribution_is_listed_merged_and_validated(installed: dict[s
         "jobs:\n  - name: orders\n    trigger: acme_queue\n    queu: orders\n"
         "  - name: refunds\n    trigger: acme_queue\n    queue: the refunds\n    batch: 0\n"
     )
-    result = _firelink("validate", "--plugin", "test_config_standins", str(bad), pythonpath=site)
+    result = _firelink("validate", str(bad), pythonpath=site)
     assert result.returncode == 1
     assert result.stdout.splitlines() == [
         f"{bad}:4:5: job 'orders': unknown key 'queu' in job 'orders' (did you mean 'queue'?)",
@@ -159,11 +157,11 @@ def test_installed_distribution_is_listed_merged_and_validated(installed: dict[s
     ]
     # The plugin's check() runs once its schema passes.
     bad.write_text("jobs:\n  - name: refunds\n    trigger: acme_queue\n    queue: the refunds\n")
-    result = _firelink("validate", "--plugin", "test_config_standins", str(bad), pythonpath=site)
+    result = _firelink("validate", str(bad), pythonpath=site)
     assert result.stdout == f"{bad}:4:12: job 'refunds': a queue name has no spaces\n"
 
     # Without the distribution, the type is unknown.
-    result = _firelink("validate", "--plugin", "test_config_standins", str(good), pythonpath=[])
+    result = _firelink("validate", str(good), pythonpath=[])
     assert result.returncode == 1
     assert "3:14: job 'orders': unknown trigger type 'acme_queue'" in result.stdout
 
@@ -213,7 +211,6 @@ def inhouse(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.Fix
     (tmp_path / "lib").mkdir()
     (tmp_path / "lib" / f"{name}.py").write_text(INHOUSE.format(n=name))
     monkeypatch.syspath_prepend(str(tmp_path / "lib"))
-    monkeypatch.syspath_prepend(str(TESTS))
     monkeypatch.delenv("FIRELINK_PLUGINS", raising=False)
     return name
 
@@ -226,21 +223,21 @@ def _config(tmp_path: Path, trigger: str, plugins: str = "") -> Path:
 
 def test_import_path_from_the_config(inhouse: str, tmp_path: Path) -> None:
     path = _config(tmp_path, inhouse, f"plugins: [{inhouse}]\n")
-    result = CliRunner().invoke(main, ["validate", "--plugin", "test_config_standins", str(path)])
+    result = CliRunner().invoke(main, ["validate", str(path)])
     assert result.exit_code == 0, result.output
 
 
 def test_import_path_from_the_option(inhouse: str, tmp_path: Path) -> None:
     path = _config(tmp_path, inhouse)
-    result = CliRunner().invoke(main, ["validate", "--plugin", "test_config_standins", str(path)])
+    result = CliRunner().invoke(main, ["validate", str(path)])
     assert result.exit_code == 1 and f"unknown trigger type 'inhouse_{inhouse}'" in result.output
-    result = CliRunner().invoke(main, ["validate", "--plugin", "test_config_standins", "--plugin", inhouse, str(path)])
+    result = CliRunner().invoke(main, ["validate", "--plugin", inhouse, str(path)])
     assert result.exit_code == 0, result.output
 
 
 def test_import_path_from_the_environment(inhouse: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = _config(tmp_path, inhouse)
-    monkeypatch.setenv("FIRELINK_PLUGINS", f"test_config_standins,{inhouse}")
+    monkeypatch.setenv("FIRELINK_PLUGINS", inhouse)
     result = CliRunner().invoke(main, ["validate", str(path)])
     assert result.exit_code == 0, result.output
     listing = json.loads(CliRunner().invoke(main, ["plugins", "--json"]).stdout)

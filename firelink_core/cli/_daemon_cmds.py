@@ -33,7 +33,6 @@ from .._daemon import (
     run_daemon,
     spawn_detached,
 )
-from .._engine import describe_trigger
 from ..abc import StorageContext
 from ..durations import format_duration, parse_duration
 from ..logs import attempt_log_path, read_log
@@ -494,7 +493,7 @@ def _status_down(target: _Target, message: str, as_json: bool) -> NoReturn:
     lasts = _OfflineStorage(target).run(last_runs) or {}
     jobs = []
     for job in config.jobs:
-        triggers = [describe_trigger(t) for t in job.triggers]
+        triggers = [t.describe() for t in job.triggers]
         last = lasts.get(job.name)
         state = "disabled" if not job.enabled else ("failing" if last and last.finished and last.state != RunState.SUCCESS else "idle")
         jobs.append({"name": job.name, "triggers": triggers, "state": state, "last_run": last})
