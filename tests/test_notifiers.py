@@ -174,3 +174,37 @@ def test_command_failure_reports_exit_and_stderr(context) -> None:
     notifier = CommandNotifier("cmd", {"command": ["sh", "-c", "echo boom >&2; exit 3"]}, context)
     with pytest.raises(CommandNotifierError, match="exit 3: boom"):
         asyncio.run(notifier.notify(_failed_event()))
+
+
+def test_a_webhook_that_never_answers_delays_no_run(tmp_path) -> None:
+    """Through the real engine: the endpoint accepts the connection and then says nothing."""
+    from firelink_core.testing import async_wait_for, run_engine
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # connections queue in the backlog; nobody ever answers
+        port = silent.getsockname()[1]
+        config = f"""
+notifiers:
+  hook: {{type: webhook, url: "http://127.0.0.1:{port}/hook", timeout: 3s, retries: 0}}
+jobs:
+  - name: failing
+    trigger: manual
+    command: ["sh", "-c", "exit 4"]
+    notify: [{{notifier: hook, "on": [started, failure]}}]
+  - name: next
+    trigger: manual
+    command: ["true"]
+"""
+
+        async def scenario() -> None:
+            async with run_engine(config, tmp_path) as h:
+                run = await h.run("failing", timeout=10)
+                after = await h.run("next", timeout=10)
+                assert run.state is RunState.FAILED and run.exit_code == 4
+                assert after.state is RunState.SUCCESS
+                # both runs are over while both deliveries still hang
+                assert h.engine.notifier_failures == 0
+                await async_wait_for(lambda: h.engine.notifier_failures == 2, 15)
+
+        asyncio.run(scenario())
