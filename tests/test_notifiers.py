@@ -208,3 +208,62 @@ jobs:
                 await async_wait_for(lambda: h.engine.notifier_failures == 2, 15)
 
         asyncio.run(scenario())
+
+
+def _self_signed(tmp_path: Path) -> tuple[Path, Path]:
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1)).sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+def test_email_over_starttls_with_login(tmp_path, context) -> None:
+    import ssl
+
+    from aiosmtpd.smtp import AuthResult
+
+    cert, key = _self_signed(tmp_path)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    logins: list[tuple[bytes, bytes]] = []
+
+    def authenticator(server, session, envelope, mechanism, auth_data):
+        logins.append((auth_data.login, auth_data.password))
+        return AuthResult(success=True)
+
+    inbox = _Inbox()
+    controller = Controller(
+        inbox, hostname="127.0.0.1", port=_free_port(), tls_context=tls, require_starttls=True,
+        authenticator=authenticator, auth_require_tls=True,
+    )
+    controller.start()
+    try:
+        options = {
+            "host": "127.0.0.1", "port": controller.port, "security": "starttls", "verify": False,
+            "username": "firelink", "password": "s3cret", "from": "f@example.com", "to": "o@example.com",
+        }
+        asyncio.run(EmailNotifier("mail", options, context).notify(_failed_event()))
+        assert logins == [(b"firelink", b"s3cret")]
+        assert len(inbox.messages) == 1
+        # verification on (the default) refuses the self-signed certificate
+        with pytest.raises(EmailError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
+            asyncio.run(EmailNotifier("mail", {**options, "verify": True}, context).notify(_failed_event()))
+    finally:
+        controller.stop()
