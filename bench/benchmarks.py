@@ -327,7 +327,7 @@ def bench_startup(s: Settings) -> Result:
     result = Result("start-up", f"{jobs}-job config: status answers < 1.5 s, peak memory < 80 MB")
     month = far_month()
     config = base_config(far_cron_jobs(jobs, month))
-    ready, status, hwm, ap_ready, ap_add, ap_hwm = [], [], [], [], [], []
+    full, status, hwm, ap_ready, ap_add, ap_hwm = [], [], [], [], [], []
     for _ in range(reps):
         with temp_dir("startup") as root:
             d = Daemon(root, config)
@@ -345,6 +345,15 @@ def bench_startup(s: Settings) -> Result:
                 status.append(time.monotonic() - d.started)
                 if len(answer["jobs"]) != jobs:
                     raise BenchError(f"status listed {len(answer['jobs'])} jobs, expected {jobs}")
+
+                # The engine may plan schedules after it answers: also time until every
+                # job shows its next due time (the daemon fully started).
+                def planned(d: Daemon = d) -> bool:
+                    answer = d.client(timeout=30).request("status")
+                    return all(job.get("next_due") for job in answer["jobs"])
+
+                wait_until(planned, 60, "every schedule planned", interval=0.25)
+                full.append(time.monotonic() - d.started)
                 hwm.append(_proc.sample(d.pid).hwm_mb)
             finally:
                 d.stop()
@@ -353,11 +362,11 @@ def bench_startup(s: Settings) -> Result:
             ap_ready.append(time.monotonic() - peer.started)
             ap_add.append(peer.messages[-1]["add_seconds"])
             ap_hwm.append(_proc.sample(peer.pid).hwm_mb)
-    del ready
     t, mem = median(status), median(hwm)
-    result.metrics = {"jobs": jobs, "repetitions": reps, "firelink": {"status_seconds": status, "vmhwm_mb": hwm},
+    result.metrics = {"jobs": jobs, "repetitions": reps, "firelink": {"status_seconds": status, "all_planned_seconds": full,
+                                                                       "vmhwm_mb": hwm},
                       "apscheduler3": {"process_ready_seconds": ap_ready, "add_seconds": ap_add, "vmhwm_mb": ap_hwm}}
-    result.firelink = f"{t:.2f} s, {mem:.0f} MB peak"
+    result.firelink = f"{t:.2f} s ({median(full):.2f} s all planned), {mem:.0f} MB peak"
     result.reference = (f"APScheduler 3: {median(ap_ready):.2f} s ({median(ap_add):.2f} s adding), "
                         f"{median(ap_hwm):.0f} MB")
     result.ratio = f"time {fmt_ratio(ratio(t, median(ap_ready)))}, memory {fmt_ratio(ratio(mem, median(ap_hwm)))}"
