@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from dataclasses import dataclass
@@ -299,9 +300,25 @@ def parse_every(text: str | int | float) -> float:
 
 
 def parse_schedule(expression: str, timezone_name: str = "UTC") -> CronSchedule | EverySchedule:
-    """Parse a cron trigger's ``schedule``; ``ScheduleError`` says what is wrong."""
+    """Parse a cron trigger's ``schedule``; ``ScheduleError`` says what is wrong.
+
+    Equal arguments give the same (shared) schedule: building croniter's tables is the costly
+    part, and thousands of jobs often share a few schedules. A ``CronSchedule`` is used only
+    synchronously (``set_current`` then ``get_next``), so sharing it is safe.
+    """
     if not isinstance(expression, str) or not expression.strip():
         raise ScheduleError("a schedule must be a non-empty string like '0 18 * * *'")
+    if not isinstance(timezone_name, str):
+        return _parse_schedule(expression, timezone_name)
+    return _cached_schedule(expression, timezone_name)
+
+
+@functools.lru_cache(maxsize=16384)
+def _cached_schedule(expression: str, timezone_name: str) -> CronSchedule | EverySchedule:
+    return _parse_schedule(expression, timezone_name)
+
+
+def _parse_schedule(expression: str, timezone_name: str) -> CronSchedule | EverySchedule:
     text = expression.strip()
     if text.lower().startswith("@every"):
         rest = text[len("@every") :].strip()
