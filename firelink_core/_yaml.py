@@ -62,10 +62,15 @@ class Located:
     problems: list[YamlProblem] = field(default_factory=list)
     plain_templates: set[Path] = field(default_factory=set)
     """Paths of unquoted scalars holding ``${...}``: their value is typed after interpolation."""
+    shallow: tuple[str, int] | None = field(default=None, repr=False, compare=False)
+    """(text, depth) while only paths up to ``depth`` long are located: the rest is found in
+    the text when first asked for (errors), so a valid config never holds every position."""
 
     def where(self, path: Path, *, key: bool = False) -> tuple[int | None, int | None]:
         """The closest known position of ``path`` (walking up to a parent if needed)."""
         path = tuple(path)
+        if self.shallow is not None and len(path) > self.shallow[1]:
+            self._locate_all(self.shallow[0])
         if key and path in self.keys:
             return self.keys[path]
         while True:
@@ -76,6 +81,15 @@ class Located:
             if not path:
                 return (None, None)
             path = path[:-1]
+
+    def _locate_all(self, text: str) -> None:
+        full = Located(data=None)
+        loader = _Base(text)
+        try:
+            _build_events(loader, full, None)
+        finally:
+            loader.dispose()
+        self.values, self.keys, self.shallow = full.values, full.keys, None
 
 
 def _pos(node: yaml.Node) -> tuple[int, int]:
@@ -125,6 +139,7 @@ class _Builder:
 
 
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+_SHALLOW = 2  # located up front: top-level keys and list items (``("jobs", 3)``, a job's line)
 _SEQ = object()  # a frame's third slot: a sequence, or a mapping waiting for its next key
 _KEY = object()
 
@@ -133,7 +148,7 @@ class _Unusual(Exception):
     """The document needs the composer (anchors, tags, merge keys, duplicates, errors)."""
 
 
-def _scalar(loader: Any, event: Any, path: Path, templates: set[Path]) -> Any:
+def _scalar(loader: Any, event: Any, path: Path, templates: set[Path], strings: dict[str, str]) -> Any:
     if event.tag is not None:
         raise _Unusual
     value = event.value
@@ -144,22 +159,25 @@ def _scalar(loader: Any, event: Any, path: Path, templates: set[Path]) -> Any:
     if tag == _STR_TAG:
         if not event.style and "${" in value:
             templates.add(path)
-        return value
+        # One object per distinct short string: a config repeats the same values thousands of times.
+        return strings.setdefault(value, value) if len(value) <= 64 else value
     node = yaml.ScalarNode(tag, value, event.start_mark, event.end_mark, event.style)
     return loader.construct_object(node, deep=True)
 
 
-def _build_events(loader: Any, located: Located) -> None:
+def _build_events(loader: Any, located: Located, depth: int | None) -> None:
     """Build the data and its positions straight from libyaml's events.
 
     The same result as composing nodes and walking them, for the common document, without
     the node tree (a third of the time and most of the peak memory for a large config).
+    Only paths up to ``depth`` long are located (all when None).
     """
     get = loader.get_event
     if type(get()) is not yaml.StreamStartEvent or type(get()) is not yaml.DocumentStartEvent:
         raise _Unusual
     values, keys, templates = located.values, located.keys, located.plain_templates
     stack: list[list[Any]] = []  # [container, path, _SEQ | _KEY | pending key]
+    strings: dict[str, str] = {}
     while True:
         event = get()
         kind = type(event)
@@ -175,11 +193,12 @@ def _build_events(loader: Any, located: Located) -> None:
             if slot is _KEY:
                 if kind is not yaml.ScalarEvent or event.anchor is not None or event.tag is not None:
                     raise _Unusual
-                key = event.value
+                key = strings.setdefault(event.value, event.value)
                 if key in top[0] or (event.implicit[0] and _plain_scalar_tag(key) == _MERGE_TAG):
                     raise _Unusual
-                mark = event.start_mark
-                keys[top[1] + (key,)] = (mark.line + 1, mark.column + 1)
+                if depth is None or len(top[1]) < depth:
+                    mark = event.start_mark
+                    keys[top[1] + (key,)] = (mark.line + 1, mark.column + 1)
                 top[2] = key
                 continue
             path = top[1] + ((len(top[0]),) if slot is _SEQ else (slot,))
@@ -187,10 +206,11 @@ def _build_events(loader: Any, located: Located) -> None:
             path = ()
         if kind is yaml.AliasEvent or event.anchor is not None:
             raise _Unusual
-        mark = event.start_mark
-        values[path] = (mark.line + 1, mark.column + 1)
+        if depth is None or len(path) <= depth:
+            mark = event.start_mark
+            values[path] = (mark.line + 1, mark.column + 1)
         if kind is yaml.ScalarEvent:
-            value: Any = _scalar(loader, event, path, templates)
+            value: Any = _scalar(loader, event, path, templates, strings)
             frame = None
         elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
             if event.tag is not None:
@@ -221,7 +241,8 @@ def load_located(text: str) -> Located:
         located = Located(data=None)
         loader = _Base(text)
         try:
-            _build_events(loader, located)
+            _build_events(loader, located, _SHALLOW)
+            located.shallow = (text, _SHALLOW)
             return located
         except (_Unusual, yaml.YAMLError):
             pass  # the composer below says exactly what is wrong, or handles what is unusual
