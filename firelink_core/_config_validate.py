@@ -11,10 +11,9 @@ import zoneinfo
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import fastjsonschema
-import jsonschema
 import yaml
 
 from ._config_schema import JOB_KEYS, JOB_SETTINGS, TOP_KEYS, core_schema, options_schema
@@ -22,6 +21,9 @@ from ._yaml import Located, _plain_scalar_tag
 from .abc import Component, Problem
 from .durations import DURATION_PATTERN, SIZE_PATTERN
 from .plugins import FIRST_PARTY_HINTS, Plugins, source_scheme
+
+if TYPE_CHECKING:
+    import jsonschema
 
 __all__ = ["Issue", "validate_data", "interpolate", "INTERPOLATION"]
 
@@ -164,7 +166,8 @@ class _Validator:
     """
 
     def __init__(self, schema: Mapping[str, Any]) -> None:
-        self.full = jsonschema.Draft202012Validator(schema)
+        self._schema = schema
+        self._full: jsonschema.Draft202012Validator | None = None
         flat = _deref(schema, schema.get("$defs", {}))
         self.fast: Callable[[Any], Any] | None = None
         if _fast_safe(flat):
@@ -181,6 +184,16 @@ class _Validator:
             except fastjsonschema.JsonSchemaValueException:
                 pass
         return self.full.iter_errors(instance)
+
+    @property
+    def full(self) -> jsonschema.Draft202012Validator:
+        if self._full is None:
+            # Imported on the first invalid value: jsonschema (with referencing and rpds)
+            # costs about 9 MB and 30 ms that a valid config never needs.
+            import jsonschema
+
+            self._full = jsonschema.Draft202012Validator(self._schema)
+        return self._full
 
 
 @functools.lru_cache(maxsize=256)

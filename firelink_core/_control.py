@@ -9,6 +9,7 @@ import dataclasses
 import datetime as dt
 import difflib
 import enum
+import functools
 import json
 import logging
 import os
@@ -69,10 +70,21 @@ class DaemonNotRunning(Exception):
 # --------------------------------------------------------------------------- JSON helpers
 
 
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
+@functools.lru_cache(maxsize=256)
+def _field_names(cls: type) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(cls))
+
+
 def to_jsonable(value: Any) -> Any:
     """Records, job statuses and datetimes as plain JSON values (enums by value)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    cls = type(value)
+    if cls in _PLAIN:  # exact types: str/int enums go on to the enum case
+        return value
+    if dataclasses.is_dataclass(cls):
+        return {name: to_jsonable(getattr(value, name)) for name in _field_names(cls)}
     if isinstance(value, enum.Enum):
         return value.value
     if isinstance(value, dt.datetime):
@@ -338,8 +350,7 @@ class ControlServer:
         await _ok(writer, {"protocol": PROTOCOL_VERSION, **self.daemon.info()})
 
     async def _cmd_status(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
-        jobs = self.daemon.engine.status()
-        await _ok(writer, {**self.daemon.info(), "jobs": to_jsonable(jobs)})
+        await _ok_with_list(writer, self.daemon.info(), "jobs", self.daemon.engine.status())
 
     async def _cmd_trigger(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
         job = self._check_job(request.get("job"))
@@ -423,7 +434,27 @@ def _parse_states(raw: Any) -> list[RunState] | None:
 
 
 async def _send(writer: asyncio.StreamWriter, message: Mapping[str, Any]) -> None:
-    writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+    # Two writes: a status of 10,000 jobs is megabytes, not worth a third copy for the newline.
+    writer.write(json.dumps(message, separators=(",", ":")).encode())
+    writer.write(b"\n")
+    await writer.drain()
+
+
+async def _ok_with_list(
+    writer: asyncio.StreamWriter, fields: Mapping[str, Any], name: str, items: Sequence[Any]
+) -> None:
+    """``_ok(writer, {**fields, name: to_jsonable(items)})``, written in slices.
+
+    The same bytes, but a status of 10,000 jobs never exists as one tree of dicts (tens of MB
+    at the daemon's peak): each slice of items is converted, encoded and written in turn.
+    """
+    head = json.dumps({"ok": True, "result": {**fields, name: []}}, separators=(",", ":"))
+    assert head.endswith("[]}}")
+    writer.write(head[:-3].encode())
+    for start in range(0, len(items), 500):
+        part = json.dumps([to_jsonable(item) for item in items[start : start + 500]], separators=(",", ":"))
+        writer.write((("," if start else "") + part[1:-1]).encode())
+    writer.write(b"]}}\n")
     await writer.drain()
 
 
