@@ -161,6 +161,7 @@ class CronSchedule:
         self.fixed_time = not (minute.startswith("*") or hour.startswith("*"))
         day_or = not (dom.startswith("*") or dow.startswith("*"))
         self._utc = zone is UTC
+        self._last: tuple[datetime, datetime | None] | None = None
         try:
             self._iter = croniter(
                 " ".join(fields),
@@ -213,6 +214,19 @@ class CronSchedule:
 
     def next_fire(self, after: datetime) -> datetime | None:
         """The first fire strictly after ``after`` (aware), as an aware UTC datetime."""
+        # Jobs sharing this schedule ask for the same instant one after the other when they
+        # fire together (10,000 jobs due at once): answer those from the last computation.
+        # Only for UTC datetimes: aware datetimes of one zone compare equal across a fold.
+        if after.tzinfo is not UTC:
+            return self._next_fire(after)
+        last = self._last
+        if last is not None and last[0] == after:
+            return last[1]
+        result = self._next_fire(after)
+        self._last = (after, result)
+        return result
+
+    def _next_fire(self, after: datetime) -> datetime | None:
         try:
             if self._utc:
                 naive = after.astimezone(UTC).replace(tzinfo=None)

@@ -63,8 +63,11 @@ class CappedLogWriter:
         self.path = Path(path)
         self.max_bytes = max(int(max_bytes), 2)
         self._keep = self.max_bytes // 2
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
+        try:
+            self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
+        except FileNotFoundError:  # the folder is usually there already: no mkdir per attempt
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._file = open(self.path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
         self._size = self._file.seek(0, os.SEEK_END)
         self._dropped, self._header = 0, 0
         self._line_start = True

@@ -27,7 +27,9 @@ _KILL_WAIT = 5.0
 
 
 @functools.cache
+@functools.lru_cache(maxsize=1)
 def _boot_id() -> str | None:
+    # Fixed until the machine reboots, which ends this process too.
     try:
         return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
