@@ -582,7 +582,10 @@ class Engine:
         run_id: str | None = None,
         options: Mapping[str, Any] | None = None,
         key: str | None = None,
+        last_fire: float | None = None,
     ) -> TriggerEvent | None:
+        """Store and queue an event; ``last_fire``: also record the schedule's last fire time
+        (in the same transaction where the storage can)."""
         payload = dict(payload or {})
         env = dict(env or {})
         try:
@@ -607,7 +610,11 @@ class Engine:
             run_id=run_id,
             options=dict(options or {}),
         )
-        if not await self.storage.add_event(event):
+        if last_fire is not None:
+            added = await self.storage.add_fire(event, last_fire)
+        else:
+            added = await self.storage.add_event(event)
+        if not added:
             return None
         self._events.append(event)
         self._wake.set()
@@ -743,17 +750,21 @@ class Engine:
         sched = self._schedules.get(key)
         if sched is None or sched.generation != generation:
             return
-        await self._emit_fire(key, sched.trigger, due)
-        await self.storage.set_last_fire(key, due)
+        await self._emit_fire(key, sched.trigger, due, last_fire=True)
         self._schedule_next(key, _utc(due))
 
-    async def _emit_fire(self, key: str, trigger: ScheduleTrigger, due: float, *, catchup: bool = False) -> None:
+    async def _emit_fire(
+        self, key: str, trigger: ScheduleTrigger, due: float, *, catchup: bool = False, last_fire: bool = False
+    ) -> None:
         payload, env = trigger.event_for(_utc(due))
         payload = dict(payload)
         if catchup:
             payload["catchup"] = True
         # The dedupe key makes a fire stored just before a crash not fire again on restart.
-        await self._emit(trigger.spec, payload, env, dedupe_key=f"fire:{due!r}", scheduled_for=due)
+        await self._emit(
+            trigger.spec, payload, env, dedupe_key=f"fire:{due!r}", scheduled_for=due,
+            last_fire=due if last_fire else None,
+        )
 
     async def _catch_up(self, key: str, *, plan_from: float | None = None) -> None:
         """(Re)plan one schedule from the wall clock, firing what was missed per ``catchup``.
@@ -1011,55 +1022,61 @@ class Engine:
         if changes:
             self._spawn(self.storage.update_run(run_id, **changes))
 
-    async def _finish_attempt(self, reporter: _Reporter, **changes: Any) -> AttemptRecord:
+    async def _end_attempt(
+        self, reporter: _Reporter, run_changes: dict[str, Any], **changes: Any
+    ) -> tuple[AttemptRecord, RunRecord]:
+        """Record an attempt's end and its run's new fields (with the start fields not yet
+        written): one storage call, one transaction where the backend supports it."""
         attempt = dataclasses.replace(reporter.attempt, **changes)
-        if reporter.stored:
-            await self.storage.update_attempt(attempt.run_id, attempt.number, **changes)
-        else:
-            reporter.stored = True
-            await self.storage.add_attempt(attempt)
-        return attempt
+        start, reporter.run_changes = reporter.run_changes or {}, None
+        stored, reporter.stored = reporter.stored, True
+        run = await self.storage.end_attempt(attempt, changes, {**start, **run_changes}, stored=stored)
+        return attempt, run
 
     async def _record_interrupted(self, run: RunRecord, reporter: _Reporter, why: str) -> None:
         now = self.clock.now()
-        attempt = await self._finish_attempt(reporter, finished_at=now, error=why)
-        start, reporter.run_changes = reporter.run_changes or {}, None
-        run = await self.storage.update_run(
-            run.id, **{**start, "state": RunState.INTERRUPTED, "finished_at": now, "reason": why}
+        attempt, run = await self._end_attempt(
+            reporter,
+            {"state": RunState.INTERRUPTED, "finished_at": now, "reason": why},
+            finished_at=now,
+            error=why,
         )
         self._terminal(run, attempt)
 
     async def _attempt_done(self, job: JobSpec, run: RunRecord, reporter: _Reporter, result: AttemptResult) -> bool:
         now = self.clock.now()
         outcome = dict(exit_code=result.exit_code, signal=result.signal, error=result.error)
-        attempt = await self._finish_attempt(reporter, finished_at=now, timed_out=result.timed_out, **outcome)
-        start, reporter.run_changes = reporter.run_changes or {}, None
-        outcome = {**start, **outcome}
+        number = reporter.attempt.number
         if result.ok:
-            run = await self.storage.update_run(
-                run.id, **{**outcome, "state": RunState.SUCCESS, "finished_at": now, "reason": None}
+            attempt, run = await self._end_attempt(
+                reporter,
+                {**outcome, "state": RunState.SUCCESS, "finished_at": now, "reason": None},
+                finished_at=now, timed_out=result.timed_out, **outcome,
             )
             self._terminal(run, attempt)
             return True
         what = _describe_result(result)
-        if _should_retry(job.retries, attempt.number, result):
-            delay = _retry_delay(job.retries, attempt.number)
+        if _should_retry(job.retries, number, result):
+            delay = _retry_delay(job.retries, number)
             at = now + delay
-            run = await self.storage.update_run(
-                run.id,
-                **{
+            attempt, run = await self._end_attempt(
+                reporter,
+                {
                     **outcome,
                     "state": RunState.RETRYING,
                     "next_attempt_at": at,
-                    "reason": f"attempt {attempt.number} {what}; retrying in {format_duration(delay)}",
+                    "reason": f"attempt {number} {what}; retrying in {format_duration(delay)}",
                 },
+                finished_at=now, timed_out=result.timed_out, **outcome,
             )
             self._run_event(RunRetrying(run=run, attempt=attempt, delay=delay))
             self._push(at, "retry", run.id, run)
             return False
         state = RunState.TIMED_OUT if result.timed_out else RunState.FAILED
-        run = await self.storage.update_run(
-            run.id, **{**outcome, "state": state, "finished_at": now, "reason": what}
+        attempt, run = await self._end_attempt(
+            reporter,
+            {**outcome, "state": state, "finished_at": now, "reason": what},
+            finished_at=now, timed_out=result.timed_out, **outcome,
         )
         self._terminal(run, attempt)
         return True

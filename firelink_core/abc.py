@@ -331,6 +331,14 @@ class Storage(Component):
         """Durably store a pending event. False (nothing stored) when an event with the same
         ``(trigger_key, dedupe_key)`` was stored before (dedupe keys are kept 30 days)."""
 
+    async def add_fire(self, event: TriggerEvent, when: float) -> bool:
+        """``add_event(event)`` then ``set_last_fire(event.trigger_key, when)`` (set even when
+        the event was a duplicate); returns what ``add_event`` returned. This default makes
+        the two calls; a backend may override it to do both in one transaction."""
+        added = await self.add_event(event)
+        await self.set_last_fire(event.trigger_key, when)
+        return added
+
     @abc.abstractmethod
     async def pending_events(self, limit: int | None = None) -> list[TriggerEvent]:
         """Events not yet turned into runs, oldest first."""
@@ -383,6 +391,22 @@ class Storage(Component):
 
     @abc.abstractmethod
     async def list_attempts(self, run_id: str) -> list[AttemptRecord]: ...
+
+    async def end_attempt(
+        self, attempt: AttemptRecord, changes: Mapping[str, Any], run_changes: Mapping[str, Any], *, stored: bool
+    ) -> RunRecord:
+        """Record the end of an attempt and update its run; return the run.
+
+        ``attempt`` is the whole record, ``changes`` its fields that changed: the attempt row
+        is updated with ``changes`` when ``stored``, else ``attempt`` is added. Then the run
+        gets ``run_changes`` (as ``update_run``). This default makes the two calls; a backend
+        may override it to do both in one transaction (one commit per finished run).
+        """
+        if stored:
+            await self.update_attempt(attempt.run_id, attempt.number, **changes)
+        else:
+            await self.add_attempt(attempt)
+        return await self.update_run(attempt.run_id, **run_changes)
 
     # schedules and checkpoints -----------------------------------------
     @abc.abstractmethod

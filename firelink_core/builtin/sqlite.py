@@ -310,23 +310,31 @@ class SqliteStorage(Storage):
 
     # events -------------------------------------------------------------
     async def add_event(self, event: TriggerEvent) -> bool:
-        params = tuple(_column_value(name, getattr(event, name)) for name in EVENT_COLUMNS)
         with self._write() as conn:
-            if event.dedupe_key is not None:
-                cursor = conn.execute(
-                    "INSERT INTO event_dedupe (trigger_key, dedupe_key, created_at) VALUES (?, ?, ?)"
-                    " ON CONFLICT (trigger_key, dedupe_key) DO UPDATE SET created_at = excluded.created_at"
-                    " WHERE event_dedupe.created_at < excluded.created_at - ?",
-                    (event.trigger_key, event.dedupe_key, event.created_at, DEDUPE_SECONDS),
-                )
-                if cursor.rowcount == 0:
-                    return False
-                self._dedupe_adds += 1
-                if self._dedupe_adds % _DEDUPE_PURGE_EVERY == 0:
-                    conn.execute(
-                        "DELETE FROM event_dedupe WHERE created_at < ?", (event.created_at - DEDUPE_SECONDS,)
-                    )
-            conn.execute(_EVENT_INSERT, params)
+            return self._add_event(conn, event)
+
+    async def add_fire(self, event: TriggerEvent, when: float) -> bool:
+        # One transaction (one commit) for a schedule's fire and its last-fire time.
+        with self._write() as conn:
+            added = self._add_event(conn, event)
+            self._set_last_fire(conn, event.trigger_key, when)
+        return added
+
+    def _add_event(self, conn: sqlite3.Connection, event: TriggerEvent) -> bool:
+        params = tuple(_column_value(name, getattr(event, name)) for name in EVENT_COLUMNS)
+        if event.dedupe_key is not None:
+            cursor = conn.execute(
+                "INSERT INTO event_dedupe (trigger_key, dedupe_key, created_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (trigger_key, dedupe_key) DO UPDATE SET created_at = excluded.created_at"
+                " WHERE event_dedupe.created_at < excluded.created_at - ?",
+                (event.trigger_key, event.dedupe_key, event.created_at, DEDUPE_SECONDS),
+            )
+            if cursor.rowcount == 0:
+                return False
+            self._dedupe_adds += 1
+            if self._dedupe_adds % _DEDUPE_PURGE_EVERY == 0:
+                conn.execute("DELETE FROM event_dedupe WHERE created_at < ?", (event.created_at - DEDUPE_SECONDS,))
+        conn.execute(_EVENT_INSERT, params)
         return True
 
     async def pending_events(self, limit: int | None = None) -> list[TriggerEvent]:
@@ -368,15 +376,19 @@ class SqliteStorage(Storage):
     async def update_run(self, run_id: str, **changes: Any) -> RunRecord:
         checked = check_changes(changes, _RUN_FIELDS, "run")
         with self._write() as conn:
-            if checked:
-                names = sorted(checked)
-                rows = conn.execute(
-                    f"UPDATE runs SET {', '.join(f'{name} = ?' for name in names)} WHERE id = ?"
-                    f" RETURNING {', '.join(RUN_COLUMNS)}",
-                    (*(_column_value(name, checked[name]) for name in names), run_id),
-                ).fetchall()
-            else:
-                rows = conn.execute(f"{_RUN_SELECT} WHERE id = ?", (run_id,)).fetchall()
+            return self._update_run(conn, run_id, checked)
+
+    @staticmethod
+    def _update_run(conn: sqlite3.Connection, run_id: str, checked: Mapping[str, Any]) -> RunRecord:
+        if checked:
+            names = sorted(checked)
+            rows = conn.execute(
+                f"UPDATE runs SET {', '.join(f'{name} = ?' for name in names)} WHERE id = ?"
+                f" RETURNING {', '.join(RUN_COLUMNS)}",
+                (*(_column_value(name, checked[name]) for name in names), run_id),
+            ).fetchall()
+        else:
+            rows = conn.execute(f"{_RUN_SELECT} WHERE id = ?", (run_id,)).fetchall()
         if not rows:
             raise KeyError(f"no run {run_id!r}")
         return _run_from_row(rows[0])
@@ -420,34 +432,53 @@ class SqliteStorage(Storage):
 
     # attempts -----------------------------------------------------------
     async def add_attempt(self, attempt: AttemptRecord) -> None:
-        params = tuple(_column_value(name, getattr(attempt, name)) for name in ATTEMPT_COLUMNS)
         with self._write() as conn:
-            if conn.execute("SELECT 1 FROM runs WHERE id = ?", (attempt.run_id,)).fetchone() is None:
-                raise KeyError(f"no run {attempt.run_id!r}")
-            try:
-                conn.execute(_ATTEMPT_INSERT, params)
-            except sqlite3.IntegrityError:
-                raise StorageConflict(f"run {attempt.run_id!r} already has attempt {attempt.number}") from None
+            self._add_attempt(conn, attempt)
+
+    @staticmethod
+    def _add_attempt(conn: sqlite3.Connection, attempt: AttemptRecord) -> None:
+        params = tuple(_column_value(name, getattr(attempt, name)) for name in ATTEMPT_COLUMNS)
+        if conn.execute("SELECT 1 FROM runs WHERE id = ?", (attempt.run_id,)).fetchone() is None:
+            raise KeyError(f"no run {attempt.run_id!r}")
+        try:
+            conn.execute(_ATTEMPT_INSERT, params)
+        except sqlite3.IntegrityError:
+            raise StorageConflict(f"run {attempt.run_id!r} already has attempt {attempt.number}") from None
 
     async def update_attempt(self, run_id: str, number: int, **changes: Any) -> None:
         checked = check_changes(changes, _ATTEMPT_FIELDS, "attempt")
-        names = sorted(checked)
         with self._write() as conn:
-            if names:
-                sql = (
-                    f"UPDATE attempts SET {', '.join(f'{name} = ?' for name in names)}"
-                    " WHERE run_id = ? AND number = ?"
-                )
-                params = (*(_column_value(name, checked[name]) for name in names), run_id, number)
-                found = conn.execute(sql, params).rowcount
-            else:
-                found = len(
-                    conn.execute(
-                        "SELECT 1 FROM attempts WHERE run_id = ? AND number = ?", (run_id, number)
-                    ).fetchall()
-                )
+            self._update_attempt(conn, run_id, number, checked)
+
+    @staticmethod
+    def _update_attempt(conn: sqlite3.Connection, run_id: str, number: int, checked: Mapping[str, Any]) -> None:
+        names = sorted(checked)
+        if names:
+            sql = (
+                f"UPDATE attempts SET {', '.join(f'{name} = ?' for name in names)}"
+                " WHERE run_id = ? AND number = ?"
+            )
+            params = (*(_column_value(name, checked[name]) for name in names), run_id, number)
+            found = conn.execute(sql, params).rowcount
+        else:
+            found = len(
+                conn.execute("SELECT 1 FROM attempts WHERE run_id = ? AND number = ?", (run_id, number)).fetchall()
+            )
         if not found:
             raise KeyError(f"no attempt {number} of run {run_id!r}")
+
+    async def end_attempt(
+        self, attempt: AttemptRecord, changes: Mapping[str, Any], run_changes: Mapping[str, Any], *, stored: bool
+    ) -> RunRecord:
+        # One transaction (one commit) for the attempt's end and its run's outcome.
+        checked = check_changes(dict(changes), _ATTEMPT_FIELDS, "attempt") if stored else {}
+        run_checked = check_changes(dict(run_changes), _RUN_FIELDS, "run")
+        with self._write() as conn:
+            if stored:
+                self._update_attempt(conn, attempt.run_id, attempt.number, checked)
+            else:
+                self._add_attempt(conn, attempt)
+            return self._update_run(conn, attempt.run_id, run_checked)
 
     async def list_attempts(self, run_id: str) -> list[AttemptRecord]:
         rows = self._read(f"{_ATTEMPT_SELECT} WHERE run_id = ? ORDER BY number", (run_id,))
@@ -460,11 +491,15 @@ class SqliteStorage(Storage):
 
     async def set_last_fire(self, trigger_key: str, when: float) -> None:
         with self._write() as conn:
-            conn.execute(
-                "INSERT INTO schedule_state (trigger_key, last_fire) VALUES (?, ?)"
-                " ON CONFLICT (trigger_key) DO UPDATE SET last_fire = excluded.last_fire",
-                (trigger_key, float(when)),
-            )
+            self._set_last_fire(conn, trigger_key, when)
+
+    @staticmethod
+    def _set_last_fire(conn: sqlite3.Connection, trigger_key: str, when: float) -> None:
+        conn.execute(
+            "INSERT INTO schedule_state (trigger_key, last_fire) VALUES (?, ?)"
+            " ON CONFLICT (trigger_key) DO UPDATE SET last_fire = excluded.last_fire",
+            (trigger_key, float(when)),
+        )
 
     async def get_checkpoint(self, namespace: str, key: str) -> Any | None:
         rows = self._read("SELECT value FROM checkpoints WHERE namespace = ? AND key = ?", (namespace, key))
