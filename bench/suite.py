@@ -87,6 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     mode = "quick" if args.quick else "full"
     out = args.out or REPO / "bench" / "results" / f"{mode}-{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}.json"
     started_at = time.time()
+    # The repository is installed editable: record the commit at the start as well as at the
+    # end, so a tree that changed during a long run is visible in the results.
+    commit_at_start = machine()["commit"]
     results: list[Result] = []
     for name in names:
         print(f"[bench] {name} ...", file=sys.stderr, flush=True)
@@ -104,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         results.append(result)
     report = {
         "mode": mode, "started_at": dt.datetime.fromtimestamp(started_at, dt.timezone.utc).isoformat(),
-        "seconds": round(time.time() - started_at, 1), "machine": machine(),
+        "seconds": round(time.time() - started_at, 1), "machine": machine(), "commit_at_start": commit_at_start,
         "command": "bench/run" + (" --quick" if args.quick else "") + (f" --only {args.only}" if args.only else ""),
         "results": [dataclasses.asdict(r) for r in results],
         "missed": [r.name for r in results if r.met is False],
