@@ -299,7 +299,11 @@ def test_default_overlap_queues_events_but_skips_schedule_fires(tmp_path: Path) 
     async def scenario() -> None:
         async with run_engine(config, tmp_path) as h:
             first = await h.trigger("job")
-            await async_wait_for(lambda: _run_in(h, first, RunState.RUNNING))
+
+            async def busy() -> bool:  # the manual run, or a schedule fire that came first
+                return bool(await h.storage.list_runs("job", states=[RunState.RUNNING]))
+
+            await async_wait_for(busy)
             second = await h.trigger("job")  # an event (not a schedule) is never dropped: it waits
             # meanwhile the 1s schedule fires and, the job being busy, those fires are skipped
             async def schedule_skipped() -> bool:
