@@ -366,6 +366,7 @@ class Engine:
         self._failing: set[str] = set()
         self._waiters: dict[str, asyncio.Future[RunRecord]] = {}
         self._last_prune: dict[str, float] = {}
+        self._finished_since_prune: dict[str, int] = {}
         self._log_dirs: set[str] = set()
         self._bg: set[asyncio.Task[Any]] = set()
         self._notify_tasks: set[asyncio.Task[None]] = set()
@@ -1488,10 +1489,15 @@ class Engine:
         now = self.clock.now()
         # The first prune of a job comes a minute after start, not on its first finish:
         # thousands of jobs finishing together after a start must not each pay a prune.
+        # A busy job is also pruned every `keep_runs` finishes, so it never holds more than
+        # twice its retention however fast it runs.
+        finished = self._finished_since_prune[job.name] = self._finished_since_prune.get(job.name, 0) + 1
         last = self._last_prune.get(job.name, self.started_at or now)
-        if now - last < PRUNE_INTERVAL:
+        due_by_count = policy.keep_runs is not None and finished >= max(policy.keep_runs, 1)
+        if now - last < PRUNE_INTERVAL and not due_by_count:
             return
         self._last_prune[job.name] = now
+        self._finished_since_prune[job.name] = 0
         self._spawn(self._prune(job.name, policy.keep_runs, policy.keep_days, now))
 
     async def _prune(self, name: str, keep_runs: int | None, keep_days: float | None, now: float) -> None:

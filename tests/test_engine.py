@@ -480,25 +480,26 @@ def test_retention_prunes_runs_and_logs(tmp_path: Path) -> None:
           - name: job
             trigger: manual
             command: ["echo", "hi"]
-            log: {keep_runs: 2}
+            log: {keep_runs: 3}
     """)
     clock = FakeClock()
 
     async def scenario() -> Any:
         async with run_engine(config, tmp_path, clock=clock) as h:
-            first = [await h.run("job") for _ in range(4)]
-            await clock.advance(59)
-            await h.run("job")
+            first = [await h.run("job") for _ in range(5)]
             await h.settle()
-            assert len(await h.runs("job")) == 5  # pruned at most once a minute
-            await clock.advance(2)
-            last = await h.run("job")
+            # pruned every `keep_runs` finishes: after the 3rd (nothing to drop), not yet after the 5th
+            assert len(await h.runs("job")) == 5
+            sixth = await h.run("job")
 
-            async def pruned() -> bool:
-                return [r.id for r in await h.runs("job")][-1] == last.id and len(await h.runs("job")) == 2
+            async def kept(ids: set[str]) -> bool:
+                return {r.id for r in await h.runs("job")} == ids
 
-            await async_wait_for(pruned)
-            await async_wait_for(lambda: not any(Path(r.log_path).exists() for r in first))
+            await async_wait_for(lambda: kept({first[3].id, first[4].id, sixth.id}))  # the count rule
+            await async_wait_for(lambda: not any(Path(r.log_path).exists() for r in first[:3]))
+            await clock.advance(61)
+            last = await h.run("job")  # one finish, but a minute passed: the time rule prunes
+            await async_wait_for(lambda: kept({first[4].id, sixth.id, last.id}))
             return last
 
     last = asyncio.run(scenario())
