@@ -7,13 +7,20 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .._cron import MACROS, CronSchedule, ScheduleError, jitter_fraction, parse_schedule
+from .._cron import (
+    MACROS,
+    CronSchedule,
+    EverySchedule,
+    ScheduleError,
+    jitter_fraction,
+    parse_schedule,
+)
 from ..abc import Problem, ScheduleTrigger, Trigger, TriggerContext
 from ..durations import DURATION_PATTERN, parse_duration
 from ..hookspecs import hookimpl
 from ..model import TriggerSpec
 
-__all__ = ["CronTrigger"]
+__all__ = ["CronTrigger", "ComputedSchedule"]
 
 JITTER_SCHEMA: Mapping[str, Any] = {
     "type": ["string", "number"],
@@ -35,7 +42,26 @@ def check_jitter(options: Mapping[str, Any]) -> list[Problem]:
     return []
 
 
-class CronTrigger(ScheduleTrigger):
+class ComputedSchedule(ScheduleTrigger):
+    """What the cron and interval triggers share: a parsed ``schedule`` and a ``jitter``."""
+
+    schedule: CronSchedule | EverySchedule
+    jitter: float
+
+    def next_fire(self, after: datetime) -> datetime | None:
+        return self.schedule.next_fire(after)
+
+    def jitter_for(self, due: datetime) -> float:
+        if not self.jitter:
+            return 0.0
+        return self.jitter * jitter_fraction(self.spec.key, due)
+
+    def next_due(self) -> datetime | None:
+        now = datetime.fromtimestamp(self.context.clock.now(), timezone.utc)
+        return self.next_fire(now)
+
+
+class CronTrigger(ComputedSchedule):
     """Fires at the times of a cron expression, computed in the job's ``timezone``."""
 
     type_name = "cron"
@@ -76,13 +102,6 @@ class CronTrigger(ScheduleTrigger):
             problems.insert(0, Problem(("schedule",), str(exc)))
         return problems
 
-    def next_fire(self, after: datetime) -> datetime | None:
-        return self.schedule.next_fire(after)
-
-    def jitter_for(self, due: datetime) -> float:
-        if not self.jitter:
-            return 0.0
-        return self.jitter * jitter_fraction(self.spec.key, due)
 
     def event_for(self, due: datetime) -> tuple[Mapping[str, Any], Mapping[str, str]]:
         zone = self.schedule.zone if isinstance(self.schedule, CronSchedule) else timezone.utc
@@ -90,9 +109,6 @@ class CronTrigger(ScheduleTrigger):
         payload = {"scheduled_for": when, "schedule": self.expression, "timezone": self.timezone}
         return payload, {"FIRELINK_SCHEDULED_FOR": when}
 
-    def next_due(self) -> datetime | None:
-        now = datetime.fromtimestamp(self.context.clock.now(), timezone.utc)
-        return self.next_fire(now)
 
 
 @hookimpl(trylast=True)

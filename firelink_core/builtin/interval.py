@@ -7,12 +7,12 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .._cron import EPOCH, EverySchedule, ScheduleError, get_zone, jitter_fraction, parse_every
-from ..abc import Problem, ScheduleTrigger, Trigger, TriggerContext
+from .._cron import EPOCH, EverySchedule, ScheduleError, get_zone, parse_every
+from ..abc import Problem, Trigger, TriggerContext
 from ..durations import DURATION_PATTERN, format_duration, parse_duration
 from ..hookspecs import hookimpl
 from ..model import TriggerSpec
-from .cron import JITTER_SCHEMA, check_jitter
+from .cron import JITTER_SCHEMA, ComputedSchedule, check_jitter
 
 __all__ = ["IntervalTrigger"]
 
@@ -33,7 +33,7 @@ def parse_start_at(value: Any, timezone_name: str) -> datetime:
     return moment.astimezone(timezone.utc)
 
 
-class IntervalTrigger(ScheduleTrigger):
+class IntervalTrigger(ComputedSchedule):
     """Fires at ``start_at + k * every`` (default anchor: 1970-01-01 UTC), in real time."""
 
     type_name = "interval"
@@ -88,22 +88,12 @@ class IntervalTrigger(ScheduleTrigger):
                 problems.append(Problem(("start_at",), str(exc)))
         return problems
 
-    def next_fire(self, after: datetime) -> datetime | None:
-        return self.schedule.next_fire(after)
-
-    def jitter_for(self, due: datetime) -> float:
-        if not self.jitter:
-            return 0.0
-        return self.jitter * jitter_fraction(self.spec.key, due)
 
     def event_for(self, due: datetime) -> tuple[Mapping[str, Any], Mapping[str, str]]:
         when = due.astimezone(get_zone(self.timezone)).isoformat()
         payload = {"scheduled_for": when, "every": format_duration(self.every), "timezone": self.timezone}
         return payload, {"FIRELINK_SCHEDULED_FOR": when}
 
-    def next_due(self) -> datetime | None:
-        now = datetime.fromtimestamp(self.context.clock.now(), timezone.utc)
-        return self.next_fire(now)
 
 
 @hookimpl(trylast=True)
