@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from .._clock import SystemClock
 from ..abc import Clock, TriggerContext, TriggerHealth
 from ..events import TriggerEvent
 from ..model import JobSpec, TriggerSpec
@@ -73,7 +74,7 @@ class EventRecorder(TriggerContext):
         self.spec = TriggerSpec(type=trigger_type, options=dict(options or {}), job=job, index=0)
         self.job = JobSpec(name=job, triggers=(self.spec,))
         self.logger = logging.getLogger(f"firelink.test.{job}")
-        self.clock = clock or _SystemClock()
+        self.clock = clock or SystemClock()
         self.state_dir = state_dir or Path(".")
         self.config_dir: Path | None = None
         self.events: list[TriggerEvent] = []
@@ -138,14 +139,3 @@ class EventRecorder(TriggerContext):
             except asyncio.TimeoutError:
                 pass
         return list(self.events)
-
-
-class _SystemClock(Clock):
-    def now(self) -> float:
-        return time.time()
-
-    def monotonic(self) -> float:
-        return time.monotonic()
-
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
