@@ -40,6 +40,7 @@ jobs:
     settle: 100ms
     overlap: queue
     max_instances: 4
+    log: {{keep_runs: null}}   # the tests count every run; retention would prune them
     command: {json.dumps(argv)}
     env: {{OUT: "{out}"}}
 {extra}"""
