@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
-__all__ = ["parse_duration", "format_duration", "parse_size", "DURATION_PATTERN", "SIZE_PATTERN"]
+__all__ = [
+    "parse_duration",
+    "format_duration",
+    "parse_size",
+    "duration_schema",
+    "size_schema",
+    "DURATION_PATTERN",
+    "SIZE_PATTERN",
+]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
@@ -71,3 +80,35 @@ def parse_size(value: str | int) -> int:
         return int(number)
     power = _SIZE_POWERS[unit[0].lower()]
     return int(number * 1024**power)
+
+
+def duration_schema(description: str, default: str | float | None = None, **extra: Any) -> dict[str, Any]:
+    """The JSON Schema fragment of a duration option: ``30s``, ``1h30m`` or a number of seconds.
+
+    Every component uses this one fragment, so ``firelink validate`` explains every duration
+    the same way. ``extra`` adds keywords (``minimum`` for the number form, ``examples``).
+    """
+    fragment: dict[str, Any] = {
+        "description": description,
+        "type": ["string", "number"],
+        "pattern": DURATION_PATTERN,
+        "minimum": 0,
+    }
+    if default is not None:
+        fragment["default"] = default
+    fragment.update(extra)
+    return fragment
+
+
+def size_schema(description: str, default: str | int | None = None, **extra: Any) -> dict[str, Any]:
+    """The JSON Schema fragment of a size option: ``10MB``, ``512KiB`` or a number of bytes."""
+    fragment: dict[str, Any] = {
+        "description": description,
+        "type": ["string", "integer"],
+        "pattern": SIZE_PATTERN,
+        "minimum": 0,
+    }
+    if default is not None:
+        fragment["default"] = default
+    fragment.update(extra)
+    return fragment

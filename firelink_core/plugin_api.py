@@ -1,0 +1,110 @@
+"""Everything a plugin author imports, from one place: ``from firelink_core.plugin_api import ...``.
+
+This module is the plugin author's surface: the component interfaces, what the engine
+hands them (specs, events, records, contexts), the hook marker, and the helpers every
+component needs (durations, sizes, capped logs). The application API (``Engine``,
+``Config``, ``Plugins``, ``make_plugins``) lives in ``firelink_core`` itself and is not
+needed to write a plugin. Test helpers for plugins live in ``firelink_core.testing``.
+"""
+
+from __future__ import annotations
+
+from .abc import (
+    AttemptReporter,
+    AttemptRequest,
+    AttemptResult,
+    Clock,
+    Component,
+    Executor,
+    ExecutorContext,
+    Notifier,
+    NotifierContext,
+    Problem,
+    ScheduleTrigger,
+    Storage,
+    StorageConflict,
+    StorageContext,
+    StorageError,
+    Trigger,
+    TriggerContext,
+    TriggerHealth,
+)
+from .durations import (
+    DURATION_PATTERN,
+    SIZE_PATTERN,
+    duration_schema,
+    format_duration,
+    parse_duration,
+    parse_size,
+    size_schema,
+)
+from .events import (
+    RunEvent,
+    RunFailed,
+    RunInterrupted,
+    RunQueued,
+    RunRecovered,
+    RunRetrying,
+    RunSkipped,
+    RunStarted,
+    RunSucceeded,
+    RunTimedOut,
+    RunUpstreamFailed,
+    RunWaiting,
+    TriggerEvent,
+)
+from .hookspecs import hookimpl
+from .logs import CappedLogWriter, attempt_log_path, log_tail_lines
+from .model import JobSpec, TriggerSpec
+from .records import TERMINAL_STATES, AttemptRecord, RunRecord, RunState
+
+__all__ = [
+    "DURATION_PATTERN",
+    "SIZE_PATTERN",
+    "TERMINAL_STATES",
+    "AttemptRecord",
+    "AttemptReporter",
+    "AttemptRequest",
+    "AttemptResult",
+    "CappedLogWriter",
+    "Clock",
+    "Component",
+    "Executor",
+    "ExecutorContext",
+    "JobSpec",
+    "Notifier",
+    "NotifierContext",
+    "Problem",
+    "RunEvent",
+    "RunFailed",
+    "RunInterrupted",
+    "RunQueued",
+    "RunRecord",
+    "RunRecovered",
+    "RunRetrying",
+    "RunSkipped",
+    "RunStarted",
+    "RunState",
+    "RunSucceeded",
+    "RunTimedOut",
+    "RunUpstreamFailed",
+    "RunWaiting",
+    "ScheduleTrigger",
+    "Storage",
+    "StorageConflict",
+    "StorageContext",
+    "StorageError",
+    "Trigger",
+    "TriggerContext",
+    "TriggerEvent",
+    "TriggerHealth",
+    "TriggerSpec",
+    "attempt_log_path",
+    "duration_schema",
+    "format_duration",
+    "hookimpl",
+    "log_tail_lines",
+    "parse_duration",
+    "parse_size",
+    "size_schema",
+]
