@@ -27,6 +27,9 @@ __all__ = [
     "Plugins",
     "make_plugins",
     "FIRST_PARTY_HINTS",
+    "KINDS",
+    "HOOK_OF_KIND",
+    "BASE_OF_KIND",
 ]
 
 log = logging.getLogger("firelink.plugins")
@@ -55,18 +58,23 @@ FIRST_PARTY_HINTS: dict[tuple[str, str], str] = {
 """Which first-party distribution to install for a component that is not there."""
 
 KINDS = ("trigger", "executor", "storage", "notifier")
-_HOOK_OF_KIND = {
+"""The component kinds, in the order the registry is built."""
+
+HOOK_OF_KIND: dict[str, str] = {
     "trigger": "firelink_register_triggers",
     "executor": "firelink_register_executors",
     "storage": "firelink_register_storages",
     "notifier": "firelink_register_notifiers",
 }
-_BASE_OF_KIND: dict[str, type[Component]] = {
+"""The registration hook that returns the classes of each kind."""
+
+BASE_OF_KIND: dict[str, type[Component]] = {
     "trigger": Trigger,
     "executor": Executor,
     "storage": Storage,
     "notifier": Notifier,
 }
+"""The base class every component of each kind subclasses."""
 
 
 class PluginError(Exception):
@@ -205,7 +213,7 @@ class Plugins:
         for info in self.infos:
             info.provides = {}
         for kind in KINDS:
-            caller = getattr(self.pm.hook, _HOOK_OF_KIND[kind])
+            caller = getattr(self.pm.hook, HOOK_OF_KIND[kind])
             # Called one implementation at a time so each class is attributed to its plugin.
             # get_hookimpls() is ordered trylast-first; reversed, builtins come last.
             for impl in reversed(caller.get_hookimpls()):
@@ -216,16 +224,16 @@ class Plugins:
                     classes = impl.function() or []
                 except Exception as exc:  # noqa: BLE001
                     self.errors.append(
-                        PluginError(info.name, info.distribution, f"{_HOOK_OF_KIND[kind]} failed: {exc}")
+                        PluginError(info.name, info.distribution, f"{HOOK_OF_KIND[kind]} failed: {exc}")
                     )
                     continue
                 for cls in classes:
-                    base = _BASE_OF_KIND[kind]
+                    base = BASE_OF_KIND[kind]
                     if not (isinstance(cls, type) and issubclass(cls, base)):
                         self.errors.append(
                             PluginError(
                                 info.name, info.distribution,
-                                f"{_HOOK_OF_KIND[kind]} returned {cls!r}, not a {base.__name__} subclass",
+                                f"{HOOK_OF_KIND[kind]} returned {cls!r}, not a {base.__name__} subclass",
                             )
                         )
                         continue
