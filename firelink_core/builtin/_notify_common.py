@@ -7,8 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timezone
 from typing import Any
 
-from ..abc import NotifierContext
-from ..events import RunEvent
+from ..plugin_api import NotifierContext, RunEvent
 
 __all__ = ["event_body", "event_text", "redact", "DEFAULT_EVENTS"]
 

@@ -10,10 +10,7 @@ import signal
 from collections.abc import Mapping
 from typing import Any
 
-from ..abc import Notifier, Problem
-from ..durations import DURATION_PATTERN, parse_duration
-from ..events import RunEvent
-from ..hookspecs import hookimpl
+from ..plugin_api import Notifier, Problem, RunEvent, duration_schema, hookimpl, parse_duration
 from ._notify_common import event_body
 
 __all__ = ["CommandNotifier", "CommandNotifierError"]
@@ -43,12 +40,7 @@ class CommandNotifier(Notifier):
                 "default": {},
                 "description": "Extra environment variables for the program.",
             },
-            "timeout": {
-                "type": ["string", "number"],
-                "pattern": DURATION_PATTERN,
-                "default": "30s",
-                "description": "The program is killed (with its process group) after this long.",
-            },
+            "timeout": duration_schema("The program is killed (with its process group) after this long.", "30s"),
             "log_lines": {
                 "type": "integer",
                 "minimum": 0,

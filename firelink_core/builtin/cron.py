@@ -7,7 +7,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .._cron import (
+from ..plugin_api import (
+    Problem,
+    ScheduleTrigger,
+    Trigger,
+    TriggerContext,
+    TriggerSpec,
+    duration_schema,
+    hookimpl,
+    parse_duration,
+)
+from ._cron import (
     MACROS,
     CronSchedule,
     EverySchedule,
@@ -15,23 +25,14 @@ from .._cron import (
     jitter_fraction,
     parse_schedule,
 )
-from ..abc import Problem, ScheduleTrigger, Trigger, TriggerContext
-from ..durations import DURATION_PATTERN, parse_duration
-from ..hookspecs import hookimpl
-from ..model import TriggerSpec
 
 __all__ = ["CronTrigger", "ComputedSchedule"]
 
-JITTER_SCHEMA: Mapping[str, Any] = {
-    "type": ["string", "number"],
-    "pattern": DURATION_PATTERN,
-    "minimum": 0,
-    "default": "0s",
-    "description": (
-        "Delay each fire by a pseudo-random amount in [0, jitter) (30s, 5m), the same for a "
-        "given fire across restarts, to spread jobs that share a schedule."
-    ),
-}
+JITTER_SCHEMA: Mapping[str, Any] = duration_schema(
+    "Delay each fire by a pseudo-random amount in [0, jitter) (30s, 5m), the same for a "
+    "given fire across restarts, to spread jobs that share a schedule.",
+    "0s",
+)
 
 
 def check_jitter(options: Mapping[str, Any]) -> list[Problem]:

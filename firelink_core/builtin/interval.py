@@ -7,11 +7,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .._cron import EPOCH, EverySchedule, ScheduleError, get_zone, parse_every
-from ..abc import Problem, Trigger, TriggerContext
-from ..durations import DURATION_PATTERN, format_duration, parse_duration
-from ..hookspecs import hookimpl
-from ..model import TriggerSpec
+from ..plugin_api import (
+    Problem,
+    Trigger,
+    TriggerContext,
+    TriggerSpec,
+    duration_schema,
+    format_duration,
+    hookimpl,
+    parse_duration,
+)
+from ._cron import EPOCH, EverySchedule, ScheduleError, get_zone, parse_every
 from .cron import JITTER_SCHEMA, ComputedSchedule, check_jitter
 
 __all__ = ["IntervalTrigger"]
@@ -41,15 +47,11 @@ class IntervalTrigger(ComputedSchedule):
     config_schema: Mapping[str, Any] = {
         "type": "object",
         "properties": {
-            "every": {
-                "type": ["string", "number"],
-                "pattern": DURATION_PATTERN,
-                "description": (
-                    "The period (90s, 5m, 1h30m; a bare number is seconds; at least 1s). Fires "
-                    "fall on start_at + k * every, so restarts keep the cadence."
-                ),
-                "examples": ["90s", "15m", "1h30m"],
-            },
+            "every": duration_schema(
+                "The period (90s, 5m, 1h30m; a bare number is seconds; at least 1s). Fires "
+                "fall on start_at + k * every, so restarts keep the cadence.",
+                examples=["90s", "15m", "1h30m"],
+            ),
             "start_at": {
                 "type": "string",
                 "description": (

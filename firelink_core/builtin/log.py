@@ -5,10 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-from ..abc import Notifier
-from ..durations import format_duration
-from ..events import RunEvent
-from ..hookspecs import hookimpl
+from ..plugin_api import Notifier, RunEvent, format_duration, hookimpl
 
 __all__ = ["LogNotifier"]
 

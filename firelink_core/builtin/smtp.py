@@ -9,10 +9,7 @@ from collections.abc import Mapping
 from email.message import EmailMessage
 from typing import Any
 
-from ..abc import Notifier, Problem
-from ..durations import DURATION_PATTERN, parse_duration
-from ..events import RunEvent
-from ..hookspecs import hookimpl
+from ..plugin_api import Notifier, Problem, RunEvent, duration_schema, hookimpl, parse_duration
 from ._notify_common import event_body, event_text, redact
 
 __all__ = ["EmailNotifier", "EmailError"]
@@ -50,12 +47,7 @@ class EmailNotifier(Notifier):
                 "description": "Recipient address or list of addresses.",
             },
             "subject_prefix": {"type": "string", "default": "[firelink]", "description": "Prefix of every subject."},
-            "timeout": {
-                "type": ["string", "number"],
-                "pattern": DURATION_PATTERN,
-                "default": "30s",
-                "description": "Timeout of the SMTP conversation.",
-            },
+            "timeout": duration_schema("Timeout of the SMTP conversation.", "30s"),
             "verify": {
                 "type": "boolean",
                 "default": True,

@@ -9,17 +9,18 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from .. import __version__
-from ..abc import Notifier, Problem
-from ..durations import DURATION_PATTERN, parse_duration
-from ..events import RunEvent
-from ..hookspecs import hookimpl
+from ..plugin_api import (
+    FIRELINK_VERSION,
+    Notifier,
+    Problem,
+    RunEvent,
+    duration_schema,
+    hookimpl,
+    parse_duration,
+)
 from ._notify_common import event_body, event_text, redact
 
 __all__ = ["WebhookNotifier", "WebhookError"]
-
-_DURATION = {"type": ["string", "number"], "pattern": DURATION_PATTERN}
-
 
 class WebhookError(Exception):
     """A delivery that failed after every retry (the message never contains the URL)."""
@@ -48,18 +49,14 @@ class WebhookNotifier(Notifier):
                 "default": {},
                 "description": "Extra HTTP headers (values may use ${ENV_VAR}).",
             },
-            "timeout": {**_DURATION, "default": "10s", "description": "Timeout of one HTTP request."},
+            "timeout": duration_schema("Timeout of one HTTP request.", "10s"),
             "retries": {
                 "type": "integer",
                 "minimum": 0,
                 "default": 3,
                 "description": "Retries after a failed request (connection error, HTTP 429 or 5xx).",
             },
-            "backoff": {
-                **_DURATION,
-                "default": "1s",
-                "description": "Delay before the first retry; doubled for each further retry.",
-            },
+            "backoff": duration_schema("Delay before the first retry; doubled for each further retry.", "1s"),
             "log_lines": {
                 "type": "integer",
                 "minimum": 0,
@@ -89,7 +86,7 @@ class WebhookNotifier(Notifier):
         return json.dumps(body).encode()
 
     def _post(self, data: bytes, timeout: float) -> int:
-        headers = {"Content-Type": "application/json", "User-Agent": f"firelink/{__version__}"}
+        headers = {"Content-Type": "application/json", "User-Agent": f"firelink/{FIRELINK_VERSION}"}
         headers.update({str(k): str(v) for k, v in dict(self.options.get("headers") or {}).items()})
         request = urllib.request.Request(str(self.options["url"]), data=data, headers=headers, method="POST")
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 - user-configured URL

@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from firelink_core.abc import Problem
-from firelink_core.durations import DURATION_PATTERN, parse_duration
+from firelink_core.plugin_api import Problem, duration_schema, parse_duration
 
 __all__ = [
     "CONFIG_SCHEMA", "DEFAULT_IGNORE", "EVENT_KINDS", "FsOptions", "check_options", "parse_options",
@@ -21,12 +20,6 @@ __all__ = [
 EVENT_KINDS = ("created", "modified", "moved", "deleted")
 DEFAULT_IGNORE = (".*", "*~", "*.tmp", "*.part", "*.swp")
 
-_DURATION = {
-    "anyOf": [
-        {"type": "string", "pattern": DURATION_PATTERN},
-        {"type": "number", "minimum": 0},
-    ]
-}
 _GLOBS = {"type": "array", "items": {"type": "string", "minLength": 1}}
 
 CONFIG_SCHEMA: dict[str, Any] = {
@@ -67,19 +60,17 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "folder), moved (renamed into place inside the watched folder, like "
             "upload.tmp -> data.csv), modified (written again later), deleted.",
         },
-        "settle": {
-            **_DURATION,
-            "default": "1s",
-            "description": "Fire once a file has not changed for this long, so a file being "
+        "settle": duration_schema(
+            "Fire once a file has not changed for this long, so a file being "
             "written fires once, complete. 0 fires at the first event (the file may be empty). "
             "With poll, at least twice the poll interval.",
-        },
-        "batch": {
-            **_DURATION,
-            "default": 0,
-            "description": "Collect the files settled within this window (from the first one) "
+            "1s",
+        ),
+        "batch": duration_schema(
+            "Collect the files settled within this window (from the first one) "
             "into one run; FIRELINK_FS_PATHS lists them. 0: one run per file.",
-        },
+            0,
+        ),
         "batch_max": {
             "type": "integer",
             "minimum": 1,
@@ -87,11 +78,10 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "description": "A batch holding this many files fires at once (the file list must "
             "fit in one environment variable, at most 128 KiB on Linux).",
         },
-        "poll": {
-            **_DURATION,
-            "description": "Scan the folder at this interval instead of using inotify: for NFS, "
-            "SMB and other network filesystems where inotify sees nothing. Default: inotify.",
-        },
+        "poll": duration_schema(
+            "Scan the folder at this interval instead of using inotify: for NFS, "
+            "SMB and other network filesystems where inotify sees nothing. Default: inotify."
+        ),
         "catchup": {
             "anyOf": [{"type": "boolean"}, {"enum": ["skip", "latest", "all"]}],
             "default": True,

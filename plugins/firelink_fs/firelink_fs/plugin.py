@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from firelink_core import Trigger, hookimpl
+from firelink_core.plugin_api import Trigger, hookimpl
 
 from .trigger import FsWatchTrigger
 

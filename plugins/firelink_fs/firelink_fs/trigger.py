@@ -11,8 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from firelink_core.abc import Problem, Trigger, TriggerContext
-from firelink_core.model import TriggerSpec
+from firelink_core.plugin_api import Problem, Trigger, TriggerContext, TriggerSpec
 
 from ._cursor import Cursor, FileInfo, list_files
 from ._options import CONFIG_SCHEMA, check_options, parse_options

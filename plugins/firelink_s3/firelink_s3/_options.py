@@ -10,20 +10,13 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-from firelink_core.abc import Problem
-from firelink_core.durations import DURATION_PATTERN, parse_duration
+from firelink_core.plugin_api import Problem, duration_schema, parse_duration
 
 __all__ = ["CONFIG_SCHEMA", "S3Options", "check_options", "parse_options", "split_s3_url"]
 
 DEFAULT_POLL = 30.0
 DEFAULT_LOOKBACK = 900.0
 
-_DURATION = {
-    "anyOf": [
-        {"type": "string", "pattern": DURATION_PATTERN},
-        {"type": "number", "minimum": 0},
-    ]
-}
 _GLOBS = {"type": "array", "items": {"type": "string", "minLength": 1}}
 
 # URLs are checked by ``check_options`` rather than by schema patterns, whose failures read
@@ -66,11 +59,7 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "description": "A named profile of ~/.aws/config for credentials. Default: boto3's "
             "usual credential chain (environment, config files, instance role).",
         },
-        "poll": {
-            **_DURATION,
-            "default": "30s",
-            "description": "Polling mode: time between two listings of the prefix.",
-        },
+        "poll": duration_schema("Polling mode: time between two listings of the prefix.", "30s"),
         "start_from": {
             "enum": ["now", "beginning"],
             "default": "now",
@@ -84,13 +73,12 @@ CONFIG_SCHEMA: dict[str, Any] = {
             "names), so each poll lists only after the last key seen (one request when nothing "
             "is new). Overwrites of existing keys are then not detected.",
         },
-        "lookback": {
-            **_DURATION,
-            "default": "15m",
-            "description": "Polling mode: how far behind the newest LastModified seen an object "
+        "lookback": duration_schema(
+            "Polling mode: how far behind the newest LastModified seen an object "
             "may appear and still fire (covers slow multipart uploads, whose LastModified is "
             "their start). Keys modified in this window are kept in the cursor.",
-        },
+            "15m",
+        ),
         "queue": {
             "type": "string",
             "description": "Notification mode: URL of an SQS queue receiving this bucket's S3 "

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from firelink_core import hookimpl
+from firelink_core.plugin_api import Trigger, hookimpl
 
 
 @hookimpl
-def firelink_register_triggers() -> list[type]:
+def firelink_register_triggers() -> list[type[Trigger]]:
     # boto3 is imported by the trigger only when it starts, so declaring it stays cheap.
     from .trigger import S3WatchTrigger
 

@@ -14,9 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote_plus, urlsplit
 
-from firelink_core.abc import Problem, Trigger, TriggerContext
-from firelink_core.durations import format_duration
-from firelink_core.model import TriggerSpec
+from firelink_core.plugin_api import Problem, Trigger, TriggerContext, TriggerSpec, format_duration
 
 from ._cursor import ListCursor, OrderedCursor, S3Object, cursor_from_json
 from ._options import CONFIG_SCHEMA, check_options, parse_options

@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
-from .durations import format_duration, parse_duration
+from ..plugin_api import format_duration, parse_duration
 
 __all__ = [
     "ScheduleError",
