@@ -9,6 +9,7 @@ needed to write a plugin. Test helpers for plugins live in ``firelink_core.testi
 
 from __future__ import annotations
 
+from ._version import __version__ as FIRELINK_VERSION
 from .abc import (
     AttemptReporter,
     AttemptRequest,
@@ -60,6 +61,7 @@ from .records import TERMINAL_STATES, AttemptRecord, RunRecord, RunState
 
 __all__ = [
     "DURATION_PATTERN",
+    "FIRELINK_VERSION",
     "SIZE_PATTERN",
     "TERMINAL_STATES",
     "AttemptRecord",
