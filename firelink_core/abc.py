@@ -312,6 +312,12 @@ class Storage(Component):
     """The truth about events, runs, schedules and checkpoints.
 
     Every method is one atomic operation, so several daemons can share one backend later.
+
+    The daemon calls ``open()`` once and ``close()`` when it stops. CLI commands such as
+    ``firelink runs`` and ``firelink status`` read the history while the daemon is down
+    through ``open_readonly()`` instead, then call the read methods (``list_runs``,
+    ``get_run``, ``list_attempts``) and ``close()``. A backend that keeps its state after
+    the daemon stops should implement ``open_readonly()``; the default says it keeps none.
     """
 
     def __init__(self, options: Mapping[str, Any], context: StorageContext) -> None:
@@ -321,6 +327,23 @@ class Storage(Component):
     @abc.abstractmethod
     async def open(self) -> None:
         """Connect, create or migrate the schema."""
+
+    async def open_readonly(self) -> bool:
+        """Open for reading the history, for a CLI command while the daemon may be down.
+
+        Never create, migrate or lock anything the daemon needs: a reader must neither
+        leave a database behind where the daemon never ran nor block a daemon that starts
+        meanwhile. Returns ``False`` (nothing opened, nothing created) when this backend
+        holds nothing yet for these options and state directory (the daemon never ran);
+        ``True`` once open, after which only reads are made and ``close()`` is called; a
+        write attempted anyway must raise ``StorageError``.
+
+        Raises ``StorageError`` with a message for people when the history cannot be read
+        (a schema that needs migrating, a damaged file) or when the backend keeps no history
+        once the daemon stops. This default raises the latter, naming the type.
+        """
+        name = getattr(self, "type_name", None) or type(self).__name__
+        raise StorageError(f"storage: {name} keeps no history once the daemon stops")
 
     @abc.abstractmethod
     async def close(self) -> None: ...

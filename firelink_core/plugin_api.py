@@ -57,13 +57,26 @@ from .events import (
 from .hookspecs import hookimpl
 from .logs import CappedLogWriter, attempt_log_path, log_tail_lines
 from .model import JobSpec, TriggerSpec
-from .records import TERMINAL_STATES, AttemptRecord, RunRecord, RunState
+from .records import (
+    DEDUPE_SECONDS,
+    TERMINAL_STATES,
+    UPDATABLE_ATTEMPT_FIELDS,
+    UPDATABLE_RUN_FIELDS,
+    AttemptRecord,
+    RunRecord,
+    RunState,
+    check_changes,
+    prune_selection,
+)
 
 __all__ = [
+    "DEDUPE_SECONDS",
     "DURATION_PATTERN",
     "FIRELINK_VERSION",
     "SIZE_PATTERN",
     "TERMINAL_STATES",
+    "UPDATABLE_ATTEMPT_FIELDS",
+    "UPDATABLE_RUN_FIELDS",
     "AttemptRecord",
     "AttemptReporter",
     "AttemptRequest",
@@ -102,11 +115,13 @@ __all__ = [
     "TriggerHealth",
     "TriggerSpec",
     "attempt_log_path",
+    "check_changes",
     "duration_schema",
     "format_duration",
     "hookimpl",
     "log_tail_lines",
     "parse_duration",
     "parse_size",
+    "prune_selection",
     "size_schema",
 ]

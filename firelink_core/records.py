@@ -1,13 +1,25 @@
-"""Rows kept by storage: runs and their attempts."""
+"""Rows kept by storage (runs and their attempts) and the rules every backend applies to them."""
 
 from __future__ import annotations
 
+import dataclasses
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["RunState", "RunRecord", "AttemptRecord", "TERMINAL_STATES", "SUCCESS_STATES"]
+__all__ = [
+    "RunState",
+    "RunRecord",
+    "AttemptRecord",
+    "TERMINAL_STATES",
+    "SUCCESS_STATES",
+    "UPDATABLE_RUN_FIELDS",
+    "UPDATABLE_ATTEMPT_FIELDS",
+    "DEDUPE_SECONDS",
+    "check_changes",
+    "prune_selection",
+]
 
 
 class RunState(str, enum.Enum):
@@ -109,3 +121,45 @@ class AttemptRecord:
     log_path: str | None = None
     handle: Mapping[str, Any] = field(default_factory=dict)
     """Executor-specific identity of what runs (pid and process group, container id)."""
+
+
+# --------------------------------------------------------------------------- rules shared by backends
+
+
+UPDATABLE_RUN_FIELDS = frozenset(f.name for f in dataclasses.fields(RunRecord)) - {"id"}
+"""The ``RunRecord`` fields ``Storage.update_run`` accepts: all but the id."""
+UPDATABLE_ATTEMPT_FIELDS = frozenset(f.name for f in dataclasses.fields(AttemptRecord)) - {"run_id", "number"}
+"""The ``AttemptRecord`` fields ``Storage.update_attempt`` accepts: all but its key (run id, number)."""
+
+DEDUPE_SECONDS = 30 * 86400.0
+"""How long a ``(trigger_key, dedupe_key)`` pair is remembered after its event was stored."""
+
+
+def check_changes(changes: Mapping[str, Any], allowed: frozenset[str], what: str) -> dict[str, Any]:
+    """The changes of an ``update_run``/``update_attempt`` call, checked and normalised.
+
+    Raises ``TypeError`` naming the unknown fields (``what`` is ``"run"`` or ``"attempt"``
+    in the message); ``state`` given as text becomes a ``RunState``. Pass
+    ``UPDATABLE_RUN_FIELDS`` or ``UPDATABLE_ATTEMPT_FIELDS`` as ``allowed``.
+    """
+    unknown = sorted(set(changes) - allowed)
+    if unknown:
+        raise TypeError(f"unknown {what} field(s): {', '.join(unknown)}")
+    out = dict(changes)
+    if "state" in out:
+        out["state"] = RunState(out["state"])
+    return out
+
+
+def prune_selection(
+    finished_newest_first: Iterable[RunRecord], keep_last: int | None, older_than: float | None
+) -> list[RunRecord]:
+    """The finished runs ``Storage.prune_runs`` deletes, for a backend that selects them in Python:
+    those beyond the newest ``keep_last`` or finished before ``older_than`` (a run without
+    ``finished_at`` counts from ``created_at``). Give one job's finished runs, newest first."""
+    selected = []
+    for index, run in enumerate(finished_newest_first):
+        ended = run.finished_at if run.finished_at is not None else run.created_at
+        if (keep_last is not None and index >= keep_last) or (older_than is not None and ended < older_than):
+            selected.append(run)
+    return selected

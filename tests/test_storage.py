@@ -2,28 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from firelink_core.abc import Storage
 from firelink_core.builtin.memory import MemoryStorage
 from firelink_core.builtin.sqlite import SqliteStorage
+from firelink_core.plugin_api import Storage
 from firelink_core.testing import BasicStorageContext, StorageContract
 
 
 class TestMemoryStorage(StorageContract):
+    keeps_history = False
+
     @pytest.fixture
-    def storage(self, tmp_path: Path, run: Any) -> Storage:
-        storage = MemoryStorage({}, BasicStorageContext(tmp_path))
-        run(storage.open())
-        return storage
+    def make_storage(self, tmp_path: Path) -> Callable[[], Storage]:
+        return lambda: MemoryStorage({}, BasicStorageContext(tmp_path))
 
 
 class TestSqliteStorage(StorageContract):
     @pytest.fixture
-    def storage(self, tmp_path: Path, run: Any) -> Storage:
-        storage = SqliteStorage({}, BasicStorageContext(tmp_path / "state"))
-        run(storage.open())
-        return storage
+    def make_storage(self, tmp_path: Path) -> Callable[[], Storage]:
+        return lambda: SqliteStorage({}, BasicStorageContext(tmp_path / "state"))

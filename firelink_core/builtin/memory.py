@@ -8,47 +8,30 @@ import threading
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from ..abc import Storage, StorageConflict, StorageContext
-from ..events import TriggerEvent
-from ..hookspecs import hookimpl
-from ..records import TERMINAL_STATES, AttemptRecord, RunRecord, RunState
+from ..plugin_api import (
+    DEDUPE_SECONDS,
+    TERMINAL_STATES,
+    UPDATABLE_ATTEMPT_FIELDS,
+    UPDATABLE_RUN_FIELDS,
+    AttemptRecord,
+    RunRecord,
+    RunState,
+    Storage,
+    StorageConflict,
+    StorageContext,
+    StorageError,
+    TriggerEvent,
+    check_changes,
+    hookimpl,
+    prune_selection,
+)
 
-__all__ = ["MemoryStorage", "DEDUPE_SECONDS"]
-
-DEDUPE_SECONDS = 30 * 86400.0
-"""How long a ``(trigger_key, dedupe_key)`` pair is remembered after its event was stored."""
-
-_RUN_FIELDS = frozenset(f.name for f in dataclasses.fields(RunRecord)) - {"id"}
-_ATTEMPT_FIELDS = frozenset(f.name for f in dataclasses.fields(AttemptRecord)) - {"run_id", "number"}
-_JSON_RUN_FIELDS = ("payload", "env", "options")
+__all__ = ["MemoryStorage"]
 
 
 def _json_copy(value: Any) -> Any:
     """A deep copy through JSON, so memory stores exactly what a database would give back."""
     return json.loads(json.dumps(value))
-
-
-def check_changes(changes: Mapping[str, Any], allowed: frozenset[str], what: str) -> dict[str, Any]:
-    """Refuse unknown fields and normalise ``state`` to a ``RunState`` (shared by the backends)."""
-    unknown = sorted(set(changes) - allowed)
-    if unknown:
-        raise TypeError(f"unknown {what} field(s): {', '.join(unknown)}")
-    out = dict(changes)
-    if "state" in out:
-        out["state"] = RunState(out["state"])
-    return out
-
-
-def prune_selection(
-    finished_newest_first: Iterable[RunRecord], keep_last: int | None, older_than: float | None
-) -> list[RunRecord]:
-    """The finished runs retention deletes: beyond the newest ``keep_last`` or finished before ``older_than``."""
-    selected = []
-    for index, run in enumerate(finished_newest_first):
-        ended = run.finished_at if run.finished_at is not None else run.created_at
-        if (keep_last is not None and index >= keep_last) or (older_than is not None and ended < older_than):
-            selected.append(run)
-    return selected
 
 
 def copy_event(event: TriggerEvent) -> TriggerEvent:
@@ -130,6 +113,10 @@ class MemoryStorage(Storage):
     async def open(self) -> None:
         return None
 
+    async def open_readonly(self) -> bool:
+        # Everything lived in the daemon's process: once it stopped there is nothing to read.
+        raise StorageError("storage: memory keeps no history once the daemon stops")
+
     async def close(self) -> None:
         return None
 
@@ -184,7 +171,7 @@ class MemoryStorage(Storage):
             return copy_run(run)
 
     async def update_run(self, run_id: str, **changes: Any) -> RunRecord:
-        checked = check_changes(changes, _RUN_FIELDS, "run")
+        checked = check_changes(changes, UPDATABLE_RUN_FIELDS, "run")
         with self._lock:
             entry = self._runs.get(run_id)
             if entry is None:
@@ -238,7 +225,7 @@ class MemoryStorage(Storage):
             attempts[stored.number] = stored
 
     async def update_attempt(self, run_id: str, number: int, **changes: Any) -> None:
-        checked = check_changes(changes, _ATTEMPT_FIELDS, "attempt")
+        checked = check_changes(changes, UPDATABLE_ATTEMPT_FIELDS, "attempt")
         with self._lock:
             attempts = self._attempts.get(run_id, {})
             if number not in attempts:

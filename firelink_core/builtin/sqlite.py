@@ -13,11 +13,25 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from ..abc import Problem, Storage, StorageConflict, StorageContext, StorageError
-from ..durations import DURATION_PATTERN, parse_duration
-from ..events import TriggerEvent
-from ..hookspecs import hookimpl
-from ..records import TERMINAL_STATES, AttemptRecord, RunRecord, RunState
+from ..plugin_api import (
+    DEDUPE_SECONDS,
+    DURATION_PATTERN,
+    TERMINAL_STATES,
+    UPDATABLE_ATTEMPT_FIELDS,
+    UPDATABLE_RUN_FIELDS,
+    AttemptRecord,
+    Problem,
+    RunRecord,
+    RunState,
+    Storage,
+    StorageConflict,
+    StorageContext,
+    StorageError,
+    TriggerEvent,
+    check_changes,
+    hookimpl,
+    parse_duration,
+)
 from ._sqlite_schema import (
     ATTEMPT_COLUMNS,
     EVENT_COLUMNS,
@@ -27,7 +41,6 @@ from ._sqlite_schema import (
     migrate,
     schema_version,
 )
-from .memory import _ATTEMPT_FIELDS, _RUN_FIELDS, DEDUPE_SECONDS, check_changes
 
 __all__ = ["SqliteStorage"]
 
@@ -186,6 +199,13 @@ class SqliteStorage(Storage):
         if self._conn is None:
             # Opening may create folders and migrate: once per daemon, off the event loop.
             self._conn = await asyncio.to_thread(self._connect)
+
+    async def open_readonly(self) -> bool:
+        if not self.path.exists():
+            return False  # the daemon never ran with these options: leave no file behind
+        self.readonly = True
+        await self.open()
+        return True
 
     def _connect(self) -> sqlite3.Connection:
         path = self.path
@@ -374,7 +394,7 @@ class SqliteStorage(Storage):
         return _run_from_row(rows[0]) if rows else None
 
     async def update_run(self, run_id: str, **changes: Any) -> RunRecord:
-        checked = check_changes(changes, _RUN_FIELDS, "run")
+        checked = check_changes(changes, UPDATABLE_RUN_FIELDS, "run")
         with self._write() as conn:
             return self._update_run(conn, run_id, checked)
 
@@ -446,7 +466,7 @@ class SqliteStorage(Storage):
             raise StorageConflict(f"run {attempt.run_id!r} already has attempt {attempt.number}") from None
 
     async def update_attempt(self, run_id: str, number: int, **changes: Any) -> None:
-        checked = check_changes(changes, _ATTEMPT_FIELDS, "attempt")
+        checked = check_changes(changes, UPDATABLE_ATTEMPT_FIELDS, "attempt")
         with self._write() as conn:
             self._update_attempt(conn, run_id, number, checked)
 
@@ -471,8 +491,8 @@ class SqliteStorage(Storage):
         self, attempt: AttemptRecord, changes: Mapping[str, Any], run_changes: Mapping[str, Any], *, stored: bool
     ) -> RunRecord:
         # One transaction (one commit) for the attempt's end and its run's outcome.
-        checked = check_changes(dict(changes), _ATTEMPT_FIELDS, "attempt") if stored else {}
-        run_checked = check_changes(dict(run_changes), _RUN_FIELDS, "run")
+        checked = check_changes(dict(changes), UPDATABLE_ATTEMPT_FIELDS, "attempt") if stored else {}
+        run_checked = check_changes(dict(run_changes), UPDATABLE_RUN_FIELDS, "run")
         with self._write() as conn:
             if stored:
                 self._update_attempt(conn, attempt.run_id, attempt.number, checked)
@@ -552,3 +572,9 @@ class SqliteStorage(Storage):
 @hookimpl
 def firelink_register_storages() -> list[type[Storage]]:
     return [SqliteStorage]
+
+
+@hookimpl(trylast=True)
+def firelink_default_type(kind: str) -> str | None:
+    """A config without ``storage:`` keeps its state in SQLite."""
+    return SqliteStorage.type_name if kind == "storage" else None

@@ -6,13 +6,20 @@ import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 
-from ..abc import Storage, StorageConflict, StorageContext
-from ..events import TriggerEvent
-from ..records import AttemptRecord, RunRecord, RunState
+from ..plugin_api import (
+    AttemptRecord,
+    RunRecord,
+    RunState,
+    Storage,
+    StorageConflict,
+    StorageContext,
+    StorageError,
+    TriggerEvent,
+)
 
 __all__ = ["StorageContract", "BasicStorageContext"]
 
@@ -53,20 +60,26 @@ def finished(id: str, *, job: str = "jobA", at: float, ended: float | None = Non
 
 
 class StorageContract:
-    """Subclass it as ``Test<Backend>Storage`` and override the ``storage`` fixture::
+    """Subclass it as ``Test<Backend>Storage`` and override the ``make_storage`` fixture::
 
         class TestSqliteStorage(StorageContract):
             @pytest.fixture
-            def storage(self, tmp_path, run):
-                storage = SqliteStorage({}, BasicStorageContext(tmp_path))
-                run(storage.open())
-                return storage
+            def make_storage(self, tmp_path):
+                return lambda: SqliteStorage({}, BasicStorageContext(tmp_path))
+
+    ``make_storage()`` returns a new, unopened storage; every call within one test must
+    reach the same state (same folder, same database), which starts empty: that is how the
+    contract plays a daemon writing and a CLI command reading after it stopped. Most tests
+    use the ``storage`` fixture, one of them opened; the contract closes it after each test.
+    A backend whose state ends with the daemon's process sets ``keeps_history = False``.
 
     ``run`` executes a coroutine on one event loop that lives for the whole test (fixture
-    and test body alike), so backends whose connections belong to a loop work too. The
-    contract closes the storage after each test. Helpers that build records live in this
-    module: ``event``, ``run_record``, ``finished``.
+    and test body alike), so backends whose connections belong to a loop work too. Helpers
+    that build records live in this module: ``event``, ``run_record``, ``finished``.
     """
+
+    keeps_history: ClassVar[bool] = True
+    """Whether the history can be read once the daemon stopped (``Storage.open_readonly``)."""
 
     @pytest.fixture
     def run(self) -> Iterator[Run[Any]]:
@@ -74,12 +87,14 @@ class StorageContract:
             yield runner.run
 
     @pytest.fixture
-    def storage(self) -> Storage:
-        raise NotImplementedError("override the `storage` fixture: return an opened storage")
+    def make_storage(self) -> Callable[[], Storage]:
+        raise NotImplementedError("override the `make_storage` fixture: return a factory of unopened storages")
 
-    @pytest.fixture(autouse=True)
-    def _close_storage(self, storage: Storage, run: Run[Any]) -> Iterator[None]:
-        yield
+    @pytest.fixture
+    def storage(self, make_storage: Callable[[], Storage], run: Run[Any]) -> Iterator[Storage]:
+        storage = make_storage()
+        run(storage.open())
+        yield storage
         run(storage.close())
 
     # events -------------------------------------------------------------
@@ -383,3 +398,47 @@ class StorageContract:
         assert run(storage.get_run("r1")) == run_record("r1")
         assert run(storage.get_checkpoint("jobA#0", "cursor")) == {"n": 1}
         assert run(storage.add_event(event("e2", dedupe="k"))) is False
+
+    # reading the history while the daemon is down ---------------------
+    def test_open_readonly_of_a_fresh_state_creates_nothing(
+        self, make_storage: Callable[[], Storage], run: Run[Any], tmp_path: Path
+    ) -> None:
+        before = sorted(tmp_path.rglob("*"))
+        reader = make_storage()
+        if not self.keeps_history:
+            with pytest.raises(StorageError, match="keeps no history"):
+                run(reader.open_readonly())
+            return
+        assert run(reader.open_readonly()) is False
+        run(reader.close())
+        # Had the first reader created its database, the second would find one.
+        again = make_storage()
+        assert run(again.open_readonly()) is False
+        run(again.close())
+        assert sorted(tmp_path.rglob("*")) == before
+
+    def test_open_readonly_reads_what_the_daemon_wrote(self, make_storage: Callable[[], Storage], run: Run[Any]) -> None:
+        if not self.keeps_history:
+            pytest.skip("this backend keeps no history once the daemon stops")
+        daemon = make_storage()
+        run(daemon.open())
+        run(daemon.create_run(run_record("r1", state=RunState.SUCCESS)))
+        attempt = AttemptRecord(run_id="r1", number=1, executor="subprocess", started_at=T0, exit_code=0)
+        run(daemon.add_attempt(attempt))
+        run(daemon.close())
+        reader = make_storage()
+        assert run(reader.open_readonly()) is True
+        try:
+            assert run(reader.get_run("r1")) == run_record("r1", state=RunState.SUCCESS)
+            assert [r.id for r in run(reader.list_runs("jobA"))] == ["r1"]
+            assert run(reader.list_attempts("r1")) == [attempt]
+            with pytest.raises(StorageError):
+                run(reader.create_run(run_record("r2")))
+        finally:
+            run(reader.close())
+        daemon = make_storage()
+        run(daemon.open())
+        try:
+            assert [r.id for r in run(daemon.list_runs())] == ["r1"]
+        finally:
+            run(daemon.close())
