@@ -30,7 +30,7 @@ from .plugins import Plugins, make_plugins
 from .records import AttemptRecord, RunRecord, RunState
 
 try:
-    __version__ = version("firelink")
+    __version__ = version("firelink-core")
 except PackageNotFoundError:  # running from a source tree without installation
     __version__ = "0.0.0"
 

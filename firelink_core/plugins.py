@@ -30,6 +30,8 @@ __all__ = [
     "KINDS",
     "HOOK_OF_KIND",
     "BASE_OF_KIND",
+    "scheme_key",
+    "source_scheme",
 ]
 
 log = logging.getLogger("firelink.plugins")
@@ -55,7 +57,12 @@ FIRST_PARTY_HINTS: dict[tuple[str, str], str] = {
     ("trigger", "watch:file"): "firelink-fs",
     ("executor", "docker"): "firelink-docker",
 }
-"""Which first-party distribution to install for a component that is not there."""
+"""Which first-party distribution to install for a component that is not there.
+
+Keyed by ``(kind, registry key)``; a trigger routed by scheme has the key ``type:scheme``
+(see ``scheme_key``), which also tells the validator that the type is routed by scheme
+when no plugin serving it is installed.
+"""
 
 KINDS = ("trigger", "executor", "storage", "notifier")
 """The component kinds, in the order the registry is built."""
@@ -120,10 +127,16 @@ def _dist_version(dist: str | None) -> str | None:
         return None
 
 
-def _component_key(kind: str, cls: type[Component]) -> list[str]:
-    """Registry keys: ``watch`` triggers are keyed per scheme (``watch:s3``)."""
-    if kind == "trigger" and cls.type_name == "watch":
-        return [f"watch:{scheme}" for scheme in getattr(cls, "schemes", ())]
+def scheme_key(type_name: str, scheme: str) -> str:
+    """The registry key of a trigger class serving ``source:`` URLs of one scheme: ``type:scheme``."""
+    return f"{type_name}:{scheme}"
+
+
+def _component_keys(kind: str, cls: type[Component]) -> list[str]:
+    """Registry keys: a trigger class declaring ``schemes`` is keyed once per scheme."""
+    schemes = getattr(cls, "schemes", ()) if kind == "trigger" else ()
+    if schemes:
+        return [scheme_key(cls.type_name, scheme) for scheme in schemes]
     return [cls.type_name]
 
 
@@ -135,6 +148,8 @@ class Plugins:
         self.infos: list[PluginInfo] = []
         self.errors: list[PluginError] = []
         self._registry: dict[str, dict[str, tuple[type[Component], PluginInfo]]] | None = None
+        self._routed: frozenset[str] = frozenset()
+        self._defaults: dict[str, str | None] = {}
 
     # loading --------------------------------------------------------------
     def register_module(self, module: ModuleType | object, info: PluginInfo) -> None:
@@ -149,6 +164,7 @@ class Plugins:
             return
         self.infos.append(info)
         self._registry = None
+        self._defaults = {}
 
     def load_import_path(self, path: str, *, source: str, distribution: str | None = None) -> None:
         """Import ``path`` (a module, or ``module:attribute``) and register it."""
@@ -163,7 +179,7 @@ class Plugins:
             )
             return
         name = path if source != "builtin" else "firelink." + mod_name.rsplit(".", 1)[-1]
-        dist = distribution or ("firelink" if source == "builtin" else None)
+        dist = distribution or ("firelink-core" if source == "builtin" else None)
         self.register_module(
             obj,
             PluginInfo(
@@ -237,12 +253,7 @@ class Plugins:
                             )
                         )
                         continue
-                    keys = _component_key(kind, cls)
-                    if kind == "trigger" and cls.type_name == "watch" and not keys:
-                        self.errors.append(
-                            PluginError(info.name, info.distribution, f"watch trigger {cls.__name__} declares no schemes")
-                        )
-                    for key in keys:
+                    for key in _component_keys(kind, cls):
                         if key in registry[kind]:
                             other = registry[kind][key][1]
                             self.errors.append(
@@ -255,7 +266,23 @@ class Plugins:
                             continue
                         registry[kind][key] = (cls, info)
                         info.provides.setdefault(kind, []).append(key)
+        self._routed = frozenset(cls.type_name for cls, _info in registry["trigger"].values() if cls.schemes)
+        self._refuse_unrouted(registry["trigger"])
         return registry
+
+    def _refuse_unrouted(self, triggers: dict[str, tuple[type[Component], PluginInfo]]) -> None:
+        """A trigger type routed by ``source:`` scheme cannot also have a class that declares none."""
+        for key, (cls, info) in list(triggers.items()):
+            if key in self._routed:
+                self.errors.append(
+                    PluginError(
+                        info.name, info.distribution,
+                        f"{key} trigger {cls.__name__} declares no schemes (other {key!r} triggers "
+                        "are chosen by the source: scheme)",
+                    )
+                )
+                del triggers[key]
+                info.provides["trigger"].remove(key)
 
     @property
     def registry(self) -> dict[str, dict[str, tuple[type[Component], PluginInfo]]]:
@@ -264,7 +291,7 @@ class Plugins:
         return self._registry
 
     def components(self, kind: str) -> dict[str, type[Component]]:
-        """``{key: class}`` of one kind; watch triggers appear as ``watch:<scheme>``."""
+        """``{key: class}`` of one kind; triggers routed by scheme appear as ``type:scheme``."""
         return {key: cls for key, (cls, _info) in self.registry[kind].items()}
 
     def triggers(self) -> dict[str, type[Trigger]]:
@@ -283,13 +310,35 @@ class Plugins:
         entry = self.registry[kind].get(key)
         return entry[1] if entry else None
 
+    def routed_by_scheme(self, type_name: str) -> bool:
+        """Whether ``trigger: type_name`` is served per ``source:`` scheme.
+
+        True when an installed class of that type declares ``schemes``, or when a
+        first-party distribution that is not installed would serve it per scheme.
+        """
+        triggers = self.registry["trigger"]
+        if type_name in self._routed or type_name in triggers:
+            return type_name in self._routed
+        return any(kind == "trigger" and key.startswith(f"{type_name}:") for kind, key in FIRST_PARTY_HINTS)
+
+    def trigger_schemes(self, type_name: str) -> list[str]:
+        """The ``source:`` schemes that installed classes of ``type_name`` serve, sorted."""
+        prefix = f"{type_name}:"
+        return sorted(key[len(prefix):] for key in self.registry["trigger"] if key.startswith(prefix))
+
     def trigger_class(self, type_name: str, source: str | None = None) -> type[Trigger] | None:
-        """The class serving ``trigger: type_name`` (for ``watch``, by the source's scheme)."""
-        if type_name == "watch":
-            key = f"watch:{source_scheme(source or '')}"
-        else:
-            key = type_name
-        return self.triggers().get(key)
+        """The class serving ``trigger: type_name``; for a type routed by scheme, the class
+        declaring the scheme of ``source``."""
+        triggers = self.registry["trigger"]
+        key = scheme_key(type_name, source_scheme(source or "")) if type_name in self._routed else type_name
+        entry = triggers.get(key)
+        return entry[0] if entry else None  # type: ignore[return-value]
+
+    def default_type(self, kind: str) -> str | None:
+        """The component type of ``kind`` a config gets when it names none (``firelink_default_type``)."""
+        if kind not in self._defaults:
+            self._defaults[kind] = self.pm.hook.firelink_default_type(kind=kind)
+        return self._defaults[kind]
 
     # hook calls -------------------------------------------------------------
     def run_event(self, event: Any) -> None:

@@ -133,11 +133,11 @@ def test_plugins_command_lists_builtins_and_what_they_provide() -> None:
     report = json.loads(out)
     by_name = {p["name"]: p for p in report["plugins"]}
     assert by_name["firelink.webhook"]["provides"] == {"notifier": ["webhook"]}
-    assert by_name["firelink.webhook"]["distribution"] == "firelink"
+    assert by_name["firelink.webhook"]["distribution"] == "firelink-core"
     assert by_name["firelink.webhook"]["source"] == "builtin"
     assert code == (1 if report["errors"] else 0)
     code, out, _err = run("plugins")
-    assert "firelink.webhook  [firelink " in out and "    notifier webhook" in out
+    assert "firelink.webhook  [firelink-core " in out and "    notifier webhook" in out
 
 
 def test_real_subprocess_of_the_installed_script(files: dict[str, Path]) -> None:

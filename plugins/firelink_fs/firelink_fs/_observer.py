@@ -11,7 +11,6 @@ from watchdog.events import (
     DirDeletedEvent,
     DirModifiedEvent,
     DirMovedEvent,
-    FileAttribEvent,
     FileClosedEvent,
     FileCreatedEvent,
     FileDeletedEvent,
@@ -23,6 +22,11 @@ from watchdog.events import (
 from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
+
+try:
+    from watchdog.events import FileAttribEvent
+except ImportError:  # watchdog < 7 (the newest on Python 3.10) reports a chmod as FileModifiedEvent
+    FileAttribEvent = FileModifiedEvent
 
 __all__ = ["Callback", "make_observer", "watch_folder", "watch_parent", "unwatch"]
 
