@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from .logs import attempt_log_path, dropped_marker, parse_dropped_marker
+from .logs import LogCursor, attempt_log_path
 from .records import AttemptRecord, RunRecord, RunState
 
 __all__ = [
@@ -44,8 +44,6 @@ MAX_LINE = 1024 * 1024
 """The longest request line the server accepts (bytes)."""
 FOLLOW_INTERVAL = 0.25
 """How often a follower looks for new log output while a client streams a running job."""
-READ_CHUNK = 64 * 1024
-_MARKER_MAX = 64
 CLOSE_WAIT = 2.0
 """Seconds the server lets open requests finish when the daemon stops."""
 
@@ -122,39 +120,6 @@ def suggest(name: str, candidates: Sequence[str]) -> list[str]:
 # --------------------------------------------------------------------------- following a run's log
 
 
-class _LogCursor:
-    """Reads what was appended to one attempt's log since the last read.
-
-    Positions count the whole output (dropped bytes included), as ``logs.iter_follow``
-    does, so a trim by the capped writer neither repeats nor silently loses output.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.position: int | None = None
-
-    def read_new(self) -> bytes:
-        try:
-            src = open(self.path, "rb")
-        except FileNotFoundError:
-            return b""
-        with src:
-            dropped, header = parse_dropped_marker(src.read(_MARKER_MAX))
-            parts = []
-            if self.position is None:
-                self.position = dropped
-                if dropped:
-                    parts.append(dropped_marker(dropped))
-            if self.position < dropped:
-                parts.append(dropped_marker(dropped - self.position))
-                self.position = dropped
-            src.seek(header + self.position - dropped)
-            while chunk := src.read(READ_CHUNK):
-                self.position += len(chunk)
-                parts.append(chunk)
-        return b"".join(parts)
-
-
 async def follow_run(
     engine: Any, state_dir: Path, run_id: str, *, interval: float = FOLLOW_INTERVAL
 ) -> AsyncIterator[dict[str, Any]]:
@@ -166,7 +131,7 @@ async def follow_run(
     a client is actually watching a running job.
     """
     storage = engine.storage
-    cursors: dict[int, tuple[_LogCursor, Any]] = {}
+    cursors: dict[int, tuple[LogCursor, Any]] = {}
     done_waiter = asyncio.ensure_future(engine.wait_run(run_id))
     try:
         run: RunRecord | None = None
@@ -195,7 +160,7 @@ async def follow_run(
                         else attempt_log_path(state_dir, run.job if run else "", run_id, attempt.number)
                     )
                     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-                    entry = cursors[attempt.number] = (_LogCursor(path), decoder)
+                    entry = cursors[attempt.number] = (LogCursor(path), decoder)
                     yield {"attempt": attempt.number}
                 cursor, decoder = entry
                 data = await asyncio.to_thread(cursor.read_new)

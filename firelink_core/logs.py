@@ -1,4 +1,4 @@
-"""Capped per-attempt log files: every executor writes through them, the CLI reads them.
+"""Capped per-attempt log files: every executor writes through them, the CLI reads and follows them.
 
 One file per attempt. When it grows past ``max_bytes`` the writer keeps the most recent
 half (cut at a line start when one is near) behind a first line
@@ -14,8 +14,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 __all__ = [
@@ -23,13 +21,14 @@ __all__ = [
     "attempt_log_path",
     "read_log",
     "log_tail_lines",
-    "iter_follow",
+    "LogCursor",
     "dropped_marker",
     "parse_dropped_marker",
 ]
 
 _MARKER = re.compile(rb"^\[firelink: (\d+) earlier bytes dropped\]\n")
 _MARKER_MAX = 64
+_READ_CHUNK = 64 * 1024
 # A cut that lands mid-line moves to the next line start if one is this close.
 _LINE_ALIGN = 4096
 
@@ -205,43 +204,40 @@ def log_tail_lines(path: str | os.PathLike[str], n: int = 20, *, max_bytes: int 
     return "\n".join(lines[-n:])
 
 
-def iter_follow(
-    path: str | os.PathLike[str],
-    *,
-    stop: Callable[[], bool] | None = None,
-    poll_interval: float = 0.25,
-    from_start: bool = True,
-) -> Iterator[bytes]:
-    """Yield a log's output as it grows (``firelink logs -f``), across the writer's trims.
+class LogCursor:
+    """Follows one attempt's log: each ``read_new()`` returns what was written since the last.
 
-    Stops once ``stop()`` returns true and everything written has been yielded (pass a
-    check of the attempt having ended); without ``stop`` it follows until the caller
-    stops iterating. It polls the file every ``poll_interval`` seconds: it is a reader for
-    a person watching, never part of the daemon. Output dropped by a trim before this
-    reader got to it is reported with a marker line.
+    Positions count the whole output, dropped bytes included, so a trim by the capped
+    writer (which replaces the file) neither repeats output nor loses it silently: output
+    dropped before this reader got to it comes back as a marker line. The first read
+    starts at the beginning of what is kept. Polling it is the caller's choice: the
+    control server reads while a client follows a running job (``firelink logs -f``,
+    ``firelink trigger --wait``).
     """
-    path = Path(path)
-    position: int | None = None  # offset in the whole output, dropped bytes included
-    while True:
-        finished = stop() if stop is not None else False
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.position: int | None = None
+        """Offset in the whole output (dropped bytes included) read so far; ``None`` before the first read."""
+
+    def read_new(self) -> bytes:
+        """What was appended since the last read (``b""`` while the log does not exist)."""
         try:
-            with open(path, "rb") as src:
-                dropped, header = parse_dropped_marker(src.read(_MARKER_MAX))
-                size = src.seek(0, os.SEEK_END)
-                total = dropped + size - header
-                if position is None:
-                    position = dropped if from_start else total
-                    if from_start and dropped:
-                        yield dropped_marker(dropped)
-                if position < dropped:
-                    yield dropped_marker(dropped - position)
-                    position = dropped
-                src.seek(header + position - dropped)
-                while chunk := src.read(1 << 16):
-                    position += len(chunk)
-                    yield chunk
+            src = open(self.path, "rb")
         except FileNotFoundError:
-            pass
-        if finished:
-            return
-        time.sleep(poll_interval)
+            return b""
+        with src:
+            dropped, header = parse_dropped_marker(src.read(_MARKER_MAX))
+            parts = []
+            if self.position is None:
+                self.position = dropped
+                if dropped:
+                    parts.append(dropped_marker(dropped))
+            if self.position < dropped:
+                parts.append(dropped_marker(dropped - self.position))
+                self.position = dropped
+            src.seek(header + self.position - dropped)
+            while chunk := src.read(_READ_CHUNK):
+                self.position += len(chunk)
+                parts.append(chunk)
+        return b"".join(parts)

@@ -6,8 +6,8 @@ import threading
 
 from firelink_core.logs import (
     CappedLogWriter,
+    LogCursor,
     attempt_log_path,
-    iter_follow,
     log_tail_lines,
     parse_dropped_marker,
     read_log,
@@ -113,8 +113,13 @@ def test_follow_sees_everything_across_trims(tmp_path):
 
     thread = threading.Thread(target=produce)
     thread.start()
-    for chunk in iter_follow(path, stop=done.is_set, poll_interval=0.005):
-        got += chunk
+    cursor = LogCursor(path)
+    while True:
+        finished = done.is_set()
+        got += cursor.read_new()
+        if finished:
+            break
+        done.wait(0.005)  # a poll interval, as the control server's follower has
     thread.join()
     log.close()
     assert log.dropped > 0
@@ -126,7 +131,7 @@ def test_follow_reports_output_trimmed_before_it_was_read(tmp_path):
     everything = numbered(0, 2000)
     with CappedLogWriter(path, 2000) as log:
         log.write(everything)
-    got = b"".join(iter_follow(path, stop=lambda: True))
+    got = LogCursor(path).read_new()
     dropped, header = parse_dropped_marker(got)
     assert dropped > 0 and got[header:] == everything[dropped:]
 
