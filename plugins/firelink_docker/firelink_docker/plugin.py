@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from firelink_core import Executor, hookimpl
+from firelink_core.plugin_api import Executor, hookimpl
 
 from .executor import DockerExecutor
 

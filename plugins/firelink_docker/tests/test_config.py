@@ -5,7 +5,8 @@ from __future__ import annotations
 import textwrap
 
 import jsonschema
-from firelink_docker.executor import DockerExecutor, parse_memory, parse_volume
+from firelink_docker._options import parse_memory, parse_volume
+from firelink_docker.executor import DockerExecutor
 
 from firelink_core.config import validate_files
 from firelink_core.plugins import make_plugins
