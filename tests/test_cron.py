@@ -11,7 +11,7 @@ from croniter import croniter
 
 from firelink_core.builtin.cron import CronTrigger
 from firelink_core.plugins import make_plugins
-from firelink_core.testing import EventRecorder
+from firelink_core.testing import EventRecorder, ScheduleTriggerContract, ScheduleUnderTest
 
 UTC = timezone.utc
 
@@ -324,3 +324,12 @@ def test_asked_from_any_moment_it_agrees_with_the_simulation(tz, month, day, exp
         expected = next(t for t in reference if t > moment)
         assert trigger.next_fire(moment) == expected, moment.astimezone(ZoneInfo(tz))
         moment += timedelta(minutes=7)
+
+
+class TestCronScheduleContract(ScheduleTriggerContract):
+    @pytest.fixture(params=["0 18 * * 1-5", "*/20 * * * * *", "30 2 * * *", "@every 1h30m"])
+    def schedule_under_test(self, request) -> ScheduleUnderTest:
+        # 02:30 Paris falls in the skipped hour once a year: a DST edge for the contract too.
+        return ScheduleUnderTest(
+            CronTrigger, {"schedule": request.param, "jitter": "5m"}, timezone="Europe/Paris", max_jitter=300
+        )

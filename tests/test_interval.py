@@ -10,7 +10,7 @@ import pytest
 
 from firelink_core.builtin.interval import IntervalTrigger
 from firelink_core.plugins import make_plugins
-from firelink_core.testing import EventRecorder
+from firelink_core.testing import EventRecorder, ScheduleTriggerContract, ScheduleUnderTest
 
 UTC = timezone.utc
 
@@ -96,3 +96,10 @@ def test_jitter_and_event():
     payload, env = trigger.event_for(due)
     assert payload == {"scheduled_for": "2026-01-01T01:01:30+01:00", "every": "1m30s", "timezone": "Europe/Paris"}
     assert env == {"FIRELINK_SCHEDULED_FOR": "2026-01-01T01:01:30+01:00"}
+
+
+class TestIntervalScheduleContract(ScheduleTriggerContract):
+    @pytest.fixture(params=[{"every": "90s"}, {"every": "1h30m", "start_at": "2026-03-29T01:15:00", "jitter": "10s"}])
+    def schedule_under_test(self, request) -> ScheduleUnderTest:
+        jitter = 10.0 if "jitter" in request.param else 0.0
+        return ScheduleUnderTest(IntervalTrigger, request.param, timezone="Europe/Paris", max_jitter=jitter)

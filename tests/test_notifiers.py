@@ -13,38 +13,28 @@ from pathlib import Path
 import pytest
 from aiosmtpd.controller import Controller
 
-from firelink_core.abc import NotifierContext
 from firelink_core.builtin.command import CommandNotifier, CommandNotifierError
+from firelink_core.builtin.log import LogNotifier
 from firelink_core.builtin.smtp import EmailError, EmailNotifier
 from firelink_core.builtin.webhook import WebhookError, WebhookNotifier
-from firelink_core.events import RunFailed, RunRetrying
-from firelink_core.records import RunRecord, RunState
+from firelink_core.plugin_api import NotifierContext, RunFailed, RunRecord, RunRetrying, RunState
+from firelink_core.testing import NotifierContract, NotifierUnderTest, notifier_context
 
-
-class _Context(NotifierContext):
-    """A notifier context whose log tail is a real file's last lines."""
-
-    def __init__(self, log: Path) -> None:
-        self.logger = logging.getLogger("test")
-        self.state_dir = log.parent
-        self._log = log
-
-    def log_tail(self, run: RunRecord, lines: int = 20) -> str:
-        return "\n".join(self._log.read_text().splitlines()[-lines:])
+RUN_LOG = "run.log"
 
 
 @pytest.fixture
-def context(tmp_path: Path) -> _Context:
-    log = tmp_path / "run.log"
-    log.write_text("".join(f"line {i}\n" for i in range(50)))
-    return _Context(log)
+def context(tmp_path: Path) -> NotifierContext:
+    """A notifier context whose log tail is a real file's last lines (the run's ``log_path``)."""
+    (tmp_path / RUN_LOG).write_text("".join(f"line {i}\n" for i in range(50)))
+    return notifier_context(tmp_path)
 
 
-def _failed_event() -> RunFailed:
+def _failed_event(context: NotifierContext) -> RunFailed:
     now = time.time()
     run = RunRecord(
         id="run123", job="etl", state=RunState.FAILED, trigger="cron", created_at=now - 5,
-        started_at=now - 4, finished_at=now, attempts=3, exit_code=2,
+        started_at=now - 4, finished_at=now, attempts=3, exit_code=2, log_path=str(context.state_dir / RUN_LOG),
     )
     return RunFailed(run=run)
 
@@ -58,7 +48,7 @@ def _free_port() -> int:
 def test_webhook_posts_the_documented_json_body(httpserver, context) -> None:
     httpserver.expect_oneshot_request("/hook/SECRETTOKEN", method="POST").respond_with_data("ok")
     notifier = WebhookNotifier("ops", {"url": httpserver.url_for("/hook/SECRETTOKEN"), "log_lines": 3}, context)
-    asyncio.run(notifier.notify(_failed_event()))
+    asyncio.run(notifier.notify(_failed_event(context)))
     (request, _response), = httpserver.log
     body = json.loads(request.data)
     assert body["event"] == "failure"
@@ -71,7 +61,7 @@ def test_webhook_posts_the_documented_json_body(httpserver, context) -> None:
 def test_webhook_slack_format_has_text(httpserver, context) -> None:
     httpserver.expect_oneshot_request("/slack", method="POST").respond_with_data("ok")
     notifier = WebhookNotifier("slack", {"url": httpserver.url_for("/slack"), "format": "slack"}, context)
-    asyncio.run(notifier.notify(_failed_event()))
+    asyncio.run(notifier.notify(_failed_event(context)))
     body = json.loads(httpserver.log[0][0].data)
     assert "job 'etl' failure" in body["text"] and "exit 2" in body["text"]
     assert body["firelink"]["run_id"] == "run123"
@@ -82,7 +72,7 @@ def test_webhook_retries_server_errors_then_succeeds(httpserver, context) -> Non
     httpserver.expect_ordered_request("/h").respond_with_data("busy", status=500)
     httpserver.expect_ordered_request("/h").respond_with_data("ok")
     notifier = WebhookNotifier("ops", {"url": httpserver.url_for("/h"), "retries": 3, "backoff": "10ms"}, context)
-    asyncio.run(notifier.notify(_failed_event()))
+    asyncio.run(notifier.notify(_failed_event(context)))
     assert len(httpserver.log) == 3
 
 
@@ -91,7 +81,7 @@ def test_webhook_does_not_retry_a_client_error_and_never_shows_the_url(httpserve
     url = httpserver.url_for("/hook/SECRETTOKEN")
     notifier = WebhookNotifier("ops", {"url": url, "retries": 3, "backoff": "10ms"}, context)
     with pytest.raises(WebhookError) as info:
-        asyncio.run(notifier.notify(_failed_event()))
+        asyncio.run(notifier.notify(_failed_event(context)))
     assert "HTTP 404" in str(info.value)
     assert "SECRETTOKEN" not in str(info.value)
     assert len(httpserver.log) == 1
@@ -101,7 +91,7 @@ def test_webhook_refused_connection_fails_cleanly(context) -> None:
     url = f"http://127.0.0.1:{_free_port()}/hook/SECRETTOKEN"
     notifier = WebhookNotifier("ops", {"url": url, "retries": 1, "backoff": "10ms", "timeout": "2s"}, context)
     with pytest.raises(WebhookError) as info:
-        asyncio.run(notifier.notify(_failed_event()))
+        asyncio.run(notifier.notify(_failed_event(context)))
     assert "failed after 2 tries" in str(info.value)
     assert "SECRETTOKEN" not in str(info.value)
 
@@ -132,7 +122,7 @@ def test_email_sends_one_message_with_the_log_tail(smtp_server, context) -> None
         "host": "127.0.0.1", "port": controller.port, "security": "none",
         "from": "firelink@example.com", "to": ["ops@example.com", "dev@example.com"], "log_lines": 2,
     }
-    asyncio.run(EmailNotifier("mail", options, context).notify(_failed_event()))
+    asyncio.run(EmailNotifier("mail", options, context).notify(_failed_event(context)))
     (sender, recipients, content), = inbox.messages
     text = content.decode().replace("\r\n", "\n")
     assert sender == "firelink@example.com"
@@ -147,7 +137,7 @@ def test_email_failure_never_shows_the_password(context) -> None:
         "username": "u", "password": "hunter2-secret", "timeout": "2s",
     }
     with pytest.raises(EmailError) as info:
-        asyncio.run(EmailNotifier("mail", options, context).notify(_failed_event()))
+        asyncio.run(EmailNotifier("mail", options, context).notify(_failed_event(context)))
     assert "hunter2-secret" not in str(info.value)
     assert "email notifier 'mail'" in str(info.value)
 
@@ -156,7 +146,7 @@ def test_command_gets_the_event_on_stdin(tmp_path, context) -> None:
     out = tmp_path / "event.json"
     script = f"import sys; open({str(out)!r}, 'w').write(sys.stdin.read())"
     notifier = CommandNotifier("cmd", {"command": [sys.executable, "-c", script]}, context)
-    event = RunRetrying(run=_failed_event().run, delay=30.0)
+    event = RunRetrying(run=_failed_event(context).run, delay=30.0)
     asyncio.run(notifier.notify(event))
     body = json.loads(out.read_text())
     assert body["event"] == "retry" and body["retry_in"] == 30.0 and body["job"] == "etl"
@@ -166,14 +156,14 @@ def test_command_that_hangs_is_killed_at_its_timeout(context) -> None:
     notifier = CommandNotifier("cmd", {"command": ["sleep", "30"], "timeout": "300ms"}, context)
     started = time.monotonic()
     with pytest.raises(CommandNotifierError, match="timed out"):
-        asyncio.run(notifier.notify(_failed_event()))
+        asyncio.run(notifier.notify(_failed_event(context)))
     assert time.monotonic() - started < 10  # killed, not waited for
 
 
 def test_command_failure_reports_exit_and_stderr(context) -> None:
     notifier = CommandNotifier("cmd", {"command": ["sh", "-c", "echo boom >&2; exit 3"]}, context)
     with pytest.raises(CommandNotifierError, match="exit 3: boom"):
-        asyncio.run(notifier.notify(_failed_event()))
+        asyncio.run(notifier.notify(_failed_event(context)))
 
 
 def test_a_webhook_that_never_answers_delays_no_run(tmp_path) -> None:
@@ -259,11 +249,64 @@ def test_email_over_starttls_with_login(tmp_path, context) -> None:
             "host": "127.0.0.1", "port": controller.port, "security": "starttls", "verify": False,
             "username": "firelink", "password": "s3cret", "from": "f@example.com", "to": "o@example.com",
         }
-        asyncio.run(EmailNotifier("mail", options, context).notify(_failed_event()))
+        asyncio.run(EmailNotifier("mail", options, context).notify(_failed_event(context)))
         assert logins == [(b"firelink", b"s3cret")]
         assert len(inbox.messages) == 1
         # verification on (the default) refuses the self-signed certificate
         with pytest.raises(EmailError, match="CERTIFICATE_VERIFY_FAILED|certificate verify failed"):
-            asyncio.run(EmailNotifier("mail", {**options, "verify": True}, context).notify(_failed_event()))
+            asyncio.run(EmailNotifier("mail", {**options, "verify": True}, context).notify(_failed_event(context)))
     finally:
         controller.stop()
+
+
+# --------------------------------------------------------------------------- the notifier contract
+
+
+class TestLogNotifierContract(NotifierContract):
+    @pytest.fixture
+    def notifier_under_test(self, caplog) -> NotifierUnderTest:
+        caplog.set_level(logging.INFO, logger="firelink.contract")
+        return NotifierUnderTest(
+            LogNotifier, {"logger": "firelink.contract"},
+            delivered=lambda: [r.getMessage() for r in caplog.records if r.name == "firelink.contract"],
+        )
+
+
+class TestWebhookNotifierContract(NotifierContract):
+    @pytest.fixture
+    def notifier_under_test(self, httpserver) -> NotifierUnderTest:
+        httpserver.expect_request("/hook", method="POST").respond_with_data("ok")
+        return NotifierUnderTest(
+            WebhookNotifier, {"url": httpserver.url_for("/hook")},
+            delivered=lambda: [request.data for request, _response in httpserver.log],
+            failing_options={"url": f"http://127.0.0.1:{_free_port()}/hook/SECRETTOKEN", "retries": 0},
+            secrets=["SECRETTOKEN"],
+        )
+
+
+class TestCommandNotifierContract(NotifierContract):
+    @pytest.fixture
+    def notifier_under_test(self, tmp_path) -> NotifierUnderTest:
+        inbox = tmp_path / "deliveries"
+        inbox.mkdir()
+        script = f"import sys, uuid; open({str(inbox)!r} + '/' + uuid.uuid4().hex, 'w').write(sys.stdin.read())"
+        return NotifierUnderTest(
+            CommandNotifier, {"command": [sys.executable, "-c", script]},
+            delivered=lambda: [path.read_text() for path in sorted(inbox.iterdir())],
+            failing_options={"command": ["sh", "-c", "exit 1"]},
+        )
+
+
+class TestEmailNotifierContract(NotifierContract):
+    @pytest.fixture
+    def notifier_under_test(self, smtp_server) -> NotifierUnderTest:
+        controller, inbox = smtp_server
+        options = {"host": "127.0.0.1", "security": "none", "from": "f@example.com", "to": "o@example.com"}
+        return NotifierUnderTest(
+            EmailNotifier, {**options, "port": controller.port},
+            delivered=lambda: [content for _sender, _recipients, content in inbox.messages],
+            failing_options={
+                **options, "port": _free_port(), "username": "u", "password": "hunter2-secret", "timeout": "2s",
+            },
+            secrets=["hunter2-secret"],
+        )

@@ -12,25 +12,25 @@ from pathlib import Path
 
 import pytest
 
-from firelink_core.abc import AttemptRequest, AttemptResult, ExecutorContext
 from firelink_core.builtin.subprocess import SubprocessExecutor, group_alive, process_start_time
 from firelink_core.logs import parse_dropped_marker, read_log
+from firelink_core.plugin_api import AttemptRecord, AttemptRequest, AttemptResult
 from firelink_core.plugins import make_plugins
-from firelink_core.records import AttemptRecord
-from firelink_core.testing import ExecutorContract, RecordingReporter, wait_for
+from firelink_core.testing import (
+    ExecutorContract,
+    ExecutorUnderTest,
+    RecordingReporter,
+    executor_context,
+    wait_for,
+)
 
-
-class DirectContext(ExecutorContext):
-    def __init__(self, state_dir: Path, config_dir: Path | None = None) -> None:
-        self.logger = logging.getLogger("firelink.test.subprocess")
-        self.state_dir = state_dir
-        self.config_dir = config_dir
+LOGGER = logging.getLogger("firelink.test.subprocess")
 
 
 @pytest.fixture
 def make_executor(tmp_path):
     def make(config_dir: Path | None = None) -> SubprocessExecutor:
-        return SubprocessExecutor(DirectContext(tmp_path / "state", config_dir))
+        return SubprocessExecutor(executor_context(tmp_path / "state", config_dir, logger=LOGGER))
 
     return make
 
@@ -60,8 +60,13 @@ def make_request(tmp_path):
     return make
 
 
-class TestSubprocessContract(ExecutorContract):
+class TestSubprocessExecutorContract(ExecutorContract):
     """The shared executor contract, against real local processes."""
+
+    @pytest.fixture
+    def executor_under_test(self) -> ExecutorUnderTest:
+        # A process group cannot be re-attached: its output pipe died with the daemon.
+        return ExecutorUnderTest(SubprocessExecutor, reattaches=False)
 
 
 def run(executor, request) -> tuple[AttemptResult, RecordingReporter]:

@@ -9,22 +9,14 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from .._engine import Engine
-from ..abc import Clock, Component, Executor, Notifier, Storage, Trigger
+from ..abc import Clock, Component, Storage
 from ..hookspecs import hookimpl
 from ..model import Config
-from ..plugins import PluginInfo, Plugins, make_plugins
+from ..plugins import BASE_OF_KIND, HOOK_OF_KIND, PluginInfo, Plugins, make_plugins
 from ..records import RunRecord
 from ._wait import async_wait_for
 
 __all__ = ["EngineHarness", "run_engine", "plugins_with"]
-
-_HOOKS = (
-    (Trigger, "firelink_register_triggers"),
-    (Executor, "firelink_register_executors"),
-    (Storage, "firelink_register_storages"),
-    (Notifier, "firelink_register_notifiers"),
-)
-
 
 class EngineHarness:
     """A started engine and the shortcuts tests need (``h.trigger``, ``h.wait_run``, ``h.runs``)."""
@@ -122,12 +114,11 @@ async def run_engine(
         await engine.stop(grace=grace)
 
 
-
 def plugins_with(*components: type[Component], name: str = "test-components") -> Plugins:
     """The built-in plugins (and installed ones) plus ``components`` registered as one more plugin."""
     by_hook: dict[str, list[type[Component]]] = {}
     for cls in components:
-        hook = next(h for base, h in _HOOKS if issubclass(cls, base))
+        hook = next(HOOK_OF_KIND[kind] for kind, base in BASE_OF_KIND.items() if issubclass(cls, base))
         by_hook.setdefault(hook, []).append(cls)
     namespace = {hook: hookimpl(specname=hook)(lambda classes=classes: list(classes)) for hook, classes in by_hook.items()}
     plugin = types.SimpleNamespace(**namespace)

@@ -12,9 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .._clock import SystemClock
-from ..abc import Clock, TriggerContext, TriggerHealth
-from ..events import TriggerEvent
-from ..model import JobSpec, TriggerSpec
+from ..plugin_api import Clock, JobSpec, TriggerContext, TriggerEvent, TriggerHealth, TriggerSpec
 
 __all__ = ["EventRecorder", "FakeClock"]
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ..abc import Trigger
+from ..plugin_api import Trigger
 from ._recorder import EventRecorder
 
 __all__ = ["TriggerContract", "TriggerUnderTest"]
@@ -34,7 +34,7 @@ class TriggerUnderTest:
 
 
 class TriggerContract:
-    """Subclass it in a plugin's tests and override the ``trigger_under_test`` fixture::
+    """Subclass it as ``Test<Name>TriggerContract`` and override the ``trigger_under_test`` fixture::
 
         class TestMyTrigger(TriggerContract):
             @pytest.fixture
@@ -43,7 +43,10 @@ class TriggerContract:
                     (tmp_path / "in" / "a.csv").write_text("x")
                 return TriggerUnderTest(MyTrigger, {"source": str(tmp_path / "in")}, fire)
 
-    Each test runs its own event loop (``asyncio.run``), so no async pytest plugin is needed.
+    Every contract in ``firelink_core.testing`` asks for one fixture, ``<subject>_under_test``,
+    returning a ``<Subject>UnderTest`` that says what the contract cannot guess. Schedule
+    triggers (cron, interval) run :class:`ScheduleTriggerContract` instead. Each test runs its
+    own event loop (``asyncio.run``), so no async pytest plugin is needed.
     """
 
     @pytest.fixture
