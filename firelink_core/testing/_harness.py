@@ -18,6 +18,7 @@ from ._wait import async_wait_for
 
 __all__ = ["EngineHarness", "run_engine", "plugins_with"]
 
+
 class EngineHarness:
     """A started engine and the shortcuts tests need (``h.trigger``, ``h.wait_run``, ``h.runs``)."""
 
