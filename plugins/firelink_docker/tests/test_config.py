@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 
 import jsonschema
@@ -124,3 +126,27 @@ def test_valid_options_pass_even_with_unset_variables(tmp_path):
 def test_volume_specs(tmp_path):
     assert parse_volume("./data:/data:ro", tmp_path) == f"{tmp_path}/data:/data:ro"
     assert parse_volume({"source": "cache", "target": "/cache"}, tmp_path) == "cache:/cache:rw"
+
+
+def test_validate_and_plugins_never_import_the_docker_sdk(tmp_path):
+    """The plugin loads and its options are checked without the SDK: only an attempt imports it."""
+    config = tmp_path / "firelink.yaml"
+    config.write_text(
+        "jobs:\n  - name: a\n    trigger: manual\n    command: [etl]\n"
+        "    executor: {type: docker, image: busybox, memory: 64m, volumes: ['./data:/data:ro']}\n"
+    )
+    script = textwrap.dedent(
+        """\
+        import sys
+        from firelink_core.cli import main
+        for argv in (["validate", sys.argv[1]], ["plugins"]):
+            sys.argv = ["firelink", *argv]
+            try:
+                main()
+            except SystemExit as exc:
+                assert exc.code in (0, None), (argv, exc.code)
+        assert "docker" not in sys.modules, "the docker SDK was imported"
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(config)], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr
