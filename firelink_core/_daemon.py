@@ -23,6 +23,7 @@ from typing import IO, Any
 from . import __version__
 from ._control import SOCKET_NAME, ControlClient, ControlError, ControlServer, DaemonNotRunning
 from ._engine import EngineError
+from ._systemd import SystemdNotifier
 from .abc import StorageError
 from .durations import format_duration
 from .model import Config
@@ -290,6 +291,7 @@ class Daemon:
         self._stop_tasks: list[asyncio.Task[None]] = []
         self._reload_lock: asyncio.Lock | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._systemd = SystemdNotifier.from_environment()
 
     # info -----------------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -358,6 +360,7 @@ class Daemon:
             "firelink %s running (pid %d): %d jobs; control socket %s",
             __version__, os.getpid(), len(self.config.jobs), server.path,
         )
+        self._systemd.ready()
         try:
             await self._stopped.wait()
             # Stop tasks record what they interrupted; a failure there is an error exit.
@@ -410,6 +413,7 @@ class Daemon:
 
     def _begin_stop(self, grace: float) -> None:
         self.stopping = True
+        self._systemd.stopping()
         if self._stop_grace is not None and grace >= self._stop_grace:
             return
         self._stop_grace = grace
@@ -452,7 +456,7 @@ class Daemon:
 
         if self.stopping:
             raise ControlError("stopping", "the daemon is stopping: nothing to reload")
-        async with self._reload_lock:
+        async with self._reload_lock, self._systemd.reloading():
             try:
                 config, plugins = await asyncio.to_thread(self._reload_config)
             except ConfigInvalid as exc:
