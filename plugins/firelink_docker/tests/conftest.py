@@ -17,10 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from firelink_core.abc import AttemptRequest, ExecutorContext
-from firelink_core.testing import RecordingReporter
+from firelink_core.abc import AttemptRequest
+from firelink_core.testing import RecordingReporter, executor_context
 
 IMAGE = "firelink-test-busybox:latest"
+LOGGER = logging.getLogger("firelink.test.docker")
 BUSYBOX = "/bin/busybox"
 
 
@@ -127,15 +128,6 @@ def busybox_image(docker_client) -> str:
     return IMAGE
 
 
-class DirectContext(ExecutorContext):
-    """The ExecutorContext an engine would give, for calling the executor directly."""
-
-    def __init__(self, state_dir: Path, config_dir: Path | None = None) -> None:
-        self.logger = logging.getLogger("firelink.test.docker")
-        self.state_dir = state_dir
-        self.config_dir = config_dir
-
-
 @pytest.fixture
 def engine_env(docker_host: str, monkeypatch: pytest.MonkeyPatch) -> str:
     """Point the SDK's usual environment (DOCKER_HOST) at the test engine."""
@@ -178,7 +170,8 @@ def make_executor(tmp_path: Path):
     from firelink_docker.executor import DockerExecutor
 
     def make(state_dir: Path | None = None, config_dir: Path | None = None) -> DockerExecutor:
-        return DockerExecutor(DirectContext(state_dir or tmp_path / "state", config_dir or tmp_path))
+        context = executor_context(state_dir or tmp_path / "state", config_dir or tmp_path, logger=LOGGER)
+        return DockerExecutor(context)
 
     return make
 
