@@ -22,7 +22,6 @@ from typing import IO, Any
 
 from . import __version__
 from ._control import SOCKET_NAME, ControlClient, ControlError, ControlServer, DaemonNotRunning
-from ._engine import EngineError
 from ._systemd import SystemdNotifier
 from .abc import StorageError
 from .durations import format_duration
@@ -252,7 +251,14 @@ def setup_logging(fmt: str = "text", level: str = "info", *, file: Path | None =
 
 ConfigLoader = Callable[[], "tuple[Config, Plugins]"]
 
-_EXPECTED_START_ERRORS: tuple[type[BaseException], ...] = (StorageError, EngineError, OSError)
+
+def _expected_start_errors() -> tuple[type[BaseException], ...]:
+    """Start failures whose message says it all: a damaged database, an unusable state
+    directory, an executor that cannot start."""
+    # Imported here: client commands import this module, and only `firelink run` needs the engine.
+    from .engine import EngineError
+
+    return (StorageError, EngineError, OSError)
 
 
 class Daemon:
@@ -276,7 +282,7 @@ class Daemon:
         self.grace = grace
         self._reload_config = reload_config
         if engine_factory is None:
-            from ._engine import Engine
+            from .engine import Engine
 
             engine_factory = Engine
         self._engine_factory = engine_factory
@@ -328,9 +334,8 @@ class Daemon:
                 self._metrics = EngineMetrics(self.engine)
                 self.plugins.pm.register(self._metrics, name="firelink.metrics")
             await self.engine.start()
-        except _EXPECTED_START_ERRORS as exc:
-            # A damaged database, an unusable state directory, an executor that cannot
-            # start: the message says it all, a traceback would only hide it.
+        except _expected_start_errors() as exc:
+            # A traceback would only hide the message.
             log.error("firelink could not start: %s", _describe(exc))
             return 1
         except Exception:

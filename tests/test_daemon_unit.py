@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
@@ -222,3 +223,74 @@ def test_detach_reports_why_the_daemon_did_not_start(tmp_path: Path) -> None:
     assert "exited during startup" in result.stderr
     assert "firelink could not start" in result.stderr  # the end of its log, shown to the user
     assert not (state / "firelink.pid").exists()
+
+
+# --------------------------------------------------------------------------- what client commands load
+
+# Runs the CLI in this interpreter, then prints the modules it imported and its exit code.
+CLI_PROBE = """
+import sys
+from firelink_core.cli import main
+try:
+    main(sys.argv[1:], prog_name="firelink")
+except SystemExit as exc:
+    code = exc.code
+print("\\nprobe:", code, " ".join(sorted(sys.modules)))
+"""
+
+
+def loaded_by(*args: str) -> tuple[int, str, set[str]]:
+    """The exit code, the output and the modules loaded by ``firelink ARGS``."""
+    result = subprocess.run(
+        [sys.executable, "-c", CLI_PROBE, *args], capture_output=True, text=True, timeout=60,
+        env={k: v for k, v in os.environ.items() if k not in ("FIRELINK_STATE_DIR", "FIRELINK_CONFIG")},
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    output, probe = result.stdout.rsplit("\nprobe: ", 1)
+    code, *modules = probe.split()
+    return (0 if code == "None" else int(code)), output, set(modules)
+
+
+def is_engine(module: str) -> bool:
+    return module in ("firelink_core._engine", "firelink_core.engine") or module.startswith("firelink_core.engine.")
+
+
+def test_validate_and_status_never_import_the_engine(tmp_path: Path) -> None:
+    config = tmp_path / "firelink.yaml"
+    config.write_text("state_dir: ./state\njobs:\n  - {name: a, trigger: manual, command: ['true']}\n")
+    state = tmp_path / "state"
+    state.mkdir(mode=0o700)
+    # A history to read, so `status` with the daemon stopped opens the storage too.
+    from firelink_core.builtin.sqlite import SqliteStorage
+    from firelink_core.plugin_api import RunRecord, RunState
+    from firelink_core.testing import BasicStorageContext
+
+    async def write_history() -> None:
+        storage = SqliteStorage({}, BasicStorageContext(state))
+        await storage.open()
+        await storage.create_run(RunRecord(id="r1", job="a", state=RunState.SUCCESS, created_at=1.0))
+        await storage.close()
+
+    asyncio.run(write_history())
+
+    code, output, modules = loaded_by("validate", str(config))
+    assert code == 0 and "valid" in output and "firelink_core.cli" in modules
+    assert not [m for m in modules if is_engine(m)]
+    code, output, modules = loaded_by("status", "-c", str(config), "--json")
+    assert code == 3 and json.loads(output)["jobs"][0]["last_run"]["id"] == "r1"  # read offline
+    assert not [m for m in modules if is_engine(m)]
+    code, output, modules = loaded_by("runs", "--state-dir", str(state))
+    assert code == 0 and "r1" in output
+    assert not [m for m in modules if is_engine(m)]
+
+
+def test_history_of_a_memory_storage_is_gone_with_the_daemon(tmp_path: Path) -> None:
+    config = tmp_path / "firelink.yaml"
+    config.write_text(
+        "state_dir: ./state\nstorage: {type: memory}\njobs:\n  - {name: a, trigger: manual, command: ['true']}\n"
+    )
+    (tmp_path / "state").mkdir(mode=0o700)
+    result = firelink("runs", "-c", str(config))
+    assert result.returncode == 1
+    assert "memory keeps no history once the daemon stops" in result.stderr
+    assert "Traceback" not in result.stderr

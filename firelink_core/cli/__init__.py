@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from .. import __version__
-from . import _config_cmds, _daemon_cmds, _graph_cmds
+from . import _config_cmds, _control_cmds, _graph_cmds, _history_cmds, _run_cmd
 
 __all__ = ["main", "run"]
 
@@ -34,6 +34,6 @@ def run() -> None:
         sys.exit(1)
 
 
-for _module in (_config_cmds, _daemon_cmds, _graph_cmds):
+for _module in (_config_cmds, _run_cmd, _control_cmds, _history_cmds, _graph_cmds):
     for _command in _module.COMMANDS:
         main.add_command(_command)

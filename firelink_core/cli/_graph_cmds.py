@@ -10,14 +10,15 @@ import click
 from .._control import run_from_dict
 from .._graph import render_dot, render_mermaid
 from ..records import RunRecord
-from ._daemon_cmds import _load_config, _OfflineStorage, _Target
+from ._common import load_config_or_exit
+from ._target import Target
 
 __all__ = ["COMMANDS", "graph_cmd"]
 
 
 def _last_runs(config: Any, config_path: Path, state_dir: Path | None) -> dict[str, RunRecord]:
     """Each job's latest run: from the running daemon, else from the database."""
-    target = _Target(state_dir, config_path)
+    target = Target(state_dir, config_path)
     up, info = target.try_request("status")
     if up:
         return {job["name"]: run_from_dict(job["last_run"]) for job in info.get("jobs", []) if job.get("last_run")}
@@ -30,7 +31,7 @@ def _last_runs(config: Any, config_path: Path, state_dir: Path | None) -> dict[s
                 out[job.name] = runs[0]
         return out
 
-    return _OfflineStorage(target).run(latest) or {}
+    return target.read_history(latest) or {}
 
 
 @click.command("graph")
@@ -50,7 +51,7 @@ def graph_cmd(config_path: Path, fmt: str, status: bool, state_dir: Path | None)
 
     Exit status: 0, or 1 when the config is invalid (problems printed as by validate).
     """
-    config, _plugins = _load_config(config_path, state_dir=state_dir, interpolate=False)
+    config, _plugins = load_config_or_exit(config_path, state_dir=state_dir, interpolate=False)
     last = _last_runs(config, config_path, state_dir) if status else None
     render = render_mermaid if fmt == "mermaid" else render_dot
     click.echo(render(config, last), nl=False)

@@ -1,0 +1,96 @@
+"""What the command modules share: exit codes, failing with a message, option callbacks, loading a config."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from ..config import ConfigInvalid, load_config
+from ..durations import parse_duration
+from ..model import Config
+from ..plugins import Plugins
+
+__all__ = [
+    "EXIT_OK",
+    "EXIT_FAILURE",
+    "EXIT_USAGE",
+    "EXIT_NOT_RUNNING",
+    "fail",
+    "pipe_safe",
+    "duration_param",
+    "address_param",
+    "load_config_or_exit",
+]
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2
+"""Also an unknown job name (the argument is wrong)."""
+EXIT_NOT_RUNNING = 3
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
+    """Print ``firelink: message`` on stderr and exit with ``code``."""
+    click.echo(f"firelink: {message}", err=True)
+    sys.exit(code)
+
+
+def pipe_safe(func: F) -> F:
+    """``firelink runs | head`` closes the pipe early: end quietly, as other Unix tools do."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except BrokenPipeError:
+            # Python would complain again while flushing stdout at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(EXIT_FAILURE)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def duration_param(_ctx: click.Context, param: click.Parameter, value: Any) -> float | None:
+    """A click callback: ``30s``, ``5m`` ... as seconds."""
+    if value is None:
+        return None
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param=param) from None
+
+
+def address_param(_ctx: click.Context, param: click.Parameter, value: Any) -> tuple[str, int] | None:
+    """A click callback: ``HOST:PORT`` (or a bare port) as ``(host, port)``."""
+    if value is None:
+        return None
+    from .._metrics import parse_address
+
+    try:
+        return parse_address(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param=param) from None
+
+
+def _print_config_errors(errors: Iterable[Any]) -> None:
+    """Print config problems the way ``firelink validate`` does: ``file:line:col: message``."""
+    for error in errors:
+        click.echo(str(error), err=True)
+
+
+def load_config_or_exit(path: Path, *, extra_plugins: tuple[str, ...] = (), state_dir: Path | None = None,
+                interpolate: bool = True) -> tuple[Config, Plugins]:
+    """Load and validate a config; on problems print them located (as ``validate`` does) and exit 1."""
+    try:
+        return load_config(path, extra_plugins=extra_plugins, state_dir=state_dir, interpolate=interpolate)
+    except ConfigInvalid as exc:
+        _print_config_errors(exc.errors)
+        sys.exit(EXIT_FAILURE)

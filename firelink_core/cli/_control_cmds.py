@@ -1,0 +1,290 @@
+"""The commands that control the daemon: status, trigger, stop and reload."""
+
+from __future__ import annotations
+
+import re
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from .._control import ControlError, DaemonNotRunning, run_from_dict
+from .._daemon import lock_holder
+from ..durations import format_duration
+from ..records import RunRecord, RunState
+from ._common import EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, duration_param, fail, pipe_safe
+from ._format import (
+    iso_to_ts,
+    last_run_text,
+    print_json,
+    result_text,
+    show_stream_message,
+    table,
+    when,
+)
+from ._target import Target, complete_jobs, control_failure, locate_options, not_running
+
+__all__ = ["COMMANDS", "status_cmd", "trigger_cmd", "stop_cmd", "reload_cmd"]
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+# --------------------------------------------------------------------------- status
+
+
+@click.command("status")
+@locate_options
+@pipe_safe
+def status_cmd(state_dir: Path | None, config_path: Path | None, as_json: bool) -> None:
+    """Show the daemon and every job: triggers, state, last run, next due time.
+
+    \b
+    With the daemon down and a config known, shows the jobs' last runs from the
+    database. Exit codes: 0 running, 3 not running.
+    """
+    target = Target(state_dir, config_path)
+    up, info = target.try_request("status")
+    if up:
+        if as_json:
+            print_json({"running": True, **info})
+            return
+        _print_status_up(info)
+        return
+    _status_down(target, info, as_json)
+
+
+def _print_status_up(info: Mapping[str, Any]) -> None:
+    uptime = format_duration(info.get("uptime") or 0)
+    stopping = ", stopping" if info.get("stopping") else ""
+    click.echo(
+        f"firelink {info.get('version')} running (pid {info.get('pid')}), up {uptime}{stopping}\n"
+        f"config {info.get('config')}\nstate  {info.get('state_dir')}"
+    )
+    now = time.time()
+    rows = []
+    problems = []
+    for job in info.get("jobs", []):
+        last = run_from_dict(job["last_run"]) if job.get("last_run") else None
+        last_text = last_run_text(last, now)
+        state = job.get("state", "?")
+        if job.get("running", 0) > 1:
+            state += f" x{job['running']}"
+        degraded = [k for k, h in (job.get("health") or {}).items() if h and h.get("state") == "degraded"]
+        if degraded:
+            state += " (trigger degraded)"
+            problems += [f"  {key}: {job['health'][key].get('message') or 'degraded'}" for key in degraded]
+        rows.append([job["name"], ", ".join(job.get("triggers") or []) or "-", state, last_text,
+                     when(iso_to_ts(job.get("next_due")), now)])
+    if rows:
+        click.echo()
+        click.echo(table(rows, ["JOB", "TRIGGERS", "STATE", "LAST RUN", "NEXT DUE"]))
+    if problems:
+        click.echo("\ndegraded triggers:\n" + "\n".join(problems))
+
+
+def _status_down(target: Target, message: str, as_json: bool) -> NoReturn:
+    loaded = target.config()
+    if loaded is None:
+        if as_json:
+            print_json({"running": False, "reason": message, "state_dir": str(target.state_dir), "jobs": None})
+        else:
+            click.echo(message)
+        sys.exit(EXIT_NOT_RUNNING)
+    config = loaded[0]
+
+    async def last_runs(storage: Any) -> dict[str, RunRecord | None]:
+        out: dict[str, RunRecord | None] = {}
+        for job in config.jobs:
+            runs = await storage.list_runs(job.name, limit=1)
+            out[job.name] = runs[0] if runs else None
+        return out
+
+    lasts = target.read_history(last_runs) or {}
+    jobs = []
+    for job in config.jobs:
+        triggers = [t.describe() for t in job.triggers]
+        last = lasts.get(job.name)
+        state = "disabled" if not job.enabled else ("failing" if last and last.finished and last.state != RunState.SUCCESS else "idle")
+        jobs.append({"name": job.name, "triggers": triggers, "state": state, "last_run": last})
+    if as_json:
+        print_json({"running": False, "reason": message, "state_dir": str(target.state_dir),
+                    "config": str(target.config_path), "jobs": jobs})
+        sys.exit(EXIT_NOT_RUNNING)
+    click.echo(f"{message}\nconfig {target.config_path}; state {target.state_dir}; last runs from the database:")
+    now = time.time()
+    rows = [
+        [j["name"], ", ".join(j["triggers"]) or "-", j["state"],
+         last_run_text(j["last_run"], now)]
+        for j in jobs
+    ]
+    if rows:
+        click.echo()
+        click.echo(table(rows, ["JOB", "TRIGGERS", "STATE", "LAST RUN"]))
+    sys.exit(EXIT_NOT_RUNNING)
+
+
+# --------------------------------------------------------------------------- trigger
+
+
+def _parse_env(values: tuple[str, ...]) -> dict[str, str]:
+    env = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not _ENV_NAME.match(key):
+            raise click.BadParameter(f"expected KEY=VALUE with KEY a variable name, got {item!r}",
+                                     param_hint="'--env'")
+        env[key] = value
+    return env
+
+
+@click.command("trigger")
+@click.argument("job", shell_complete=complete_jobs)
+@click.option("--wait", is_flag=True, help="Stream the run's log and exit with the job's exit code.")
+@click.option("--with-upstream", is_flag=True, help="Run the job's depends_on jobs first.")
+@click.option("--env", "env_items", multiple=True, metavar="KEY=VALUE", help="Extra variables for the job (repeatable).")
+@locate_options
+@pipe_safe
+def trigger_cmd(
+    job: str,
+    wait: bool,
+    with_upstream: bool,
+    env_items: tuple[str, ...],
+    state_dir: Path | None,
+    config_path: Path | None,
+    as_json: bool,
+) -> None:
+    """Run JOB now; print its run id.
+
+    \b
+    With --wait: the run's output streams to stdout (progress on stderr) and the
+    exit code is the job's: 0 success, the job's own non-zero exit code, or 1 for a
+    failure without one (timeout, killed by a signal, executor error, skipped,
+    upstream failed, interrupted). 2 unknown job, 3 daemon not running.
+    """
+    env = _parse_env(env_items)
+    target = Target(state_dir, config_path)
+    args = {"job": job, "env": env, "with_upstream": with_upstream}
+    if not wait:
+        result = target.request("trigger", **args)
+        if as_json:
+            print_json(result)
+        else:
+            click.echo(result["run_id"])
+        return
+    run_id = None
+    try:
+        messages = target.client.stream("trigger", follow=True, timeout=None, **args)
+        for message in messages:
+            if "result" in message:
+                run_id = message["result"]["run_id"]
+                if not as_json:
+                    click.echo(f"firelink: run {run_id} of {job} triggered", err=True)
+                continue
+            done = show_stream_message(message, quiet=as_json)
+            if done is not None:
+                if as_json:
+                    print_json(done)
+                else:
+                    _print_run_end(done)
+                sys.exit(_exit_code_of(done))
+    except DaemonNotRunning as exc:
+        target.check_alive_without_socket()
+        not_running(exc)
+    except ControlError as exc:
+        control_failure(exc)
+    except KeyboardInterrupt:
+        where = f" (run {run_id})" if run_id else ""
+        click.echo(f"\nfirelink: stopped watching; the run goes on{where}", err=True)
+        sys.exit(130)
+    fail("the daemon stopped before the run ended" + (f" (run {run_id})" if run_id else ""))
+
+
+def _exit_code_of(run: RunRecord) -> int:
+    """The job's exit code; 1 for a failure without one (timeout, signal, executor error)."""
+    if run.state == RunState.SUCCESS:
+        return EXIT_OK
+    if run.exit_code is not None and 0 < run.exit_code < 256:
+        return run.exit_code
+    return EXIT_FAILURE
+
+
+def _print_run_end(run: RunRecord) -> None:
+    took = run.duration()
+    extra = f" in {format_duration(took)}" if took is not None else ""
+    reason = f": {run.reason}" if run.reason else (f": {run.error}" if run.error else "")
+    click.echo(f"firelink: run {run.id} {result_text(run)}{extra}{reason}", err=True)
+
+
+# --------------------------------------------------------------------------- stop / reload
+
+
+@click.command("stop")
+@click.option("--grace", default=None, callback=duration_param,
+              help="How long running jobs get to finish (default: the daemon's --grace); 0 stops at once.")
+@locate_options
+def stop_cmd(grace: float | None, state_dir: Path | None, config_path: Path | None, as_json: bool) -> None:
+    """Stop the daemon gracefully and wait until it has exited.
+
+    Exit codes: 0 stopped, 1 error, 3 not running.
+    """
+    target = Target(state_dir, config_path)
+    pid = None
+    wait = None if grace is None else grace + 60
+    try:
+        for message in target.client.stream("stop", grace=grace, timeout=wait):
+            if "result" in message:
+                pid = message["result"].get("pid")
+                if not as_json:
+                    click.echo(f"firelink: stopping (pid {pid})...", err=True)
+            elif message.get("done"):
+                break
+    except DaemonNotRunning as exc:
+        target.check_alive_without_socket()
+        not_running(exc)
+    except ControlError as exc:
+        if exc.code not in ("closed",):
+            control_failure(exc)
+    deadline = time.monotonic() + 30
+    while lock_holder(target.state_dir):
+        if time.monotonic() > deadline:
+            fail(f"firelink (pid {pid}) stopped its engine but has not exited yet")
+        time.sleep(0.05)
+    if as_json:
+        print_json({"stopped": True, "pid": pid})
+    else:
+        click.echo("firelink: stopped", err=True)
+
+
+@click.command("reload")
+@locate_options
+def reload_cmd(state_dir: Path | None, config_path: Path | None, as_json: bool) -> None:
+    """Re-read the daemon's config (like SIGHUP), validating it first.
+
+    An invalid config is rejected and its errors printed; the old one keeps running.
+    Exit codes: 0 reloaded, 1 rejected, 3 not running.
+    """
+    target = Target(state_dir, config_path)
+    try:
+        result = target.client.request("reload")
+    except DaemonNotRunning as exc:
+        target.check_alive_without_socket()
+        not_running(exc)
+    except ControlError as exc:
+        if as_json:
+            print_json({"reloaded": False, **exc.as_dict()})
+            sys.exit(EXIT_FAILURE)
+        click.echo(f"firelink: reload rejected: {exc.message}", err=True)
+        for line in exc.data.get("errors") or []:
+            click.echo(line, err=True)
+        sys.exit(EXIT_FAILURE)
+    if as_json:
+        print_json({"reloaded": True, **result})
+        return
+    parts = [f"{k} {', '.join(result.get(k) or []) or '-'}" for k in ("added", "removed", "changed")]
+    click.echo("firelink: reloaded; " + "; ".join(parts))
+
+
+COMMANDS: list[click.Command] = [status_cmd, trigger_cmd, stop_cmd, reload_cmd]

@@ -1,0 +1,99 @@
+"""How client commands print: times, run results, tables, JSON and a run's streamed output."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import click
+
+from .._control import ControlError, run_from_dict, to_jsonable
+from ..durations import format_duration
+from ..records import RunRecord
+
+__all__ = [
+    "when",
+    "iso_to_ts",
+    "result_text",
+    "last_run_text",
+    "table",
+    "print_json",
+    "show_stream_message",
+]
+
+
+def when(ts: float | None, now: float | None = None) -> str:
+    """A local time with how far it is: ``12:00:05 (3s ago)``; a date when it is over 12 hours away."""
+    if ts is None:
+        return "-"
+    now = time.time() if now is None else now
+    local = dt.datetime.fromtimestamp(ts).astimezone()
+    delta = ts - now
+    text = local.strftime("%H:%M:%S") if abs(delta) < 43200 else local.strftime("%Y-%m-%d %H:%M")
+    rel = format_duration(abs(delta))
+    return f"{text} (in {rel})" if delta > 0 else f"{text} ({rel} ago)"
+
+
+def iso_to_ts(value: Any) -> float | None:
+    """Epoch seconds of an ISO 8601 text, ``None`` for nothing or something else."""
+    if not value:
+        return None
+    try:
+        return dt.datetime.fromisoformat(str(value)).timestamp()
+    except ValueError:
+        return None
+
+
+def result_text(run: RunRecord) -> str:
+    """The run's state with its exit code or signal: ``failed (exit 3)``."""
+    text = run.state.value
+    if run.exit_code not in (None, 0):
+        text += f" (exit {run.exit_code})"
+    elif run.signal:
+        text += f" (signal {run.signal})"
+    return text
+
+
+def last_run_text(run: RunRecord | None, now: float) -> str:
+    """A status line's LAST RUN cell: the result and when it ended (``-`` for none)."""
+    if run is None:
+        return "-"
+    return f"{result_text(run)} {when(run.finished_at or run.started_at or run.created_at, now)}"
+
+
+def table(rows: list[list[str]], header: list[str]) -> str:
+    """Left-aligned columns two spaces apart, without trailing blanks."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in [header, *rows]]
+    return "\n".join(lines)
+
+
+def print_json(value: Any) -> None:
+    """Records, dates and enums as indented JSON on stdout."""
+    click.echo(json.dumps(to_jsonable(value), indent=2))
+
+
+def show_stream_message(message: Mapping[str, Any], *, quiet: bool = False) -> RunRecord | None:
+    """Print one message of a followed run (progress on stderr, output on stdout); return
+    the run when it is the final one. ``quiet`` prints nothing (``--json``)."""
+    if "error" in message:
+        err = message["error"]
+        raise ControlError(err.get("code", "error"), err.get("message", "error"))
+    if "state" in message:
+        if message["state"] in ("waiting", "retrying") and not quiet:
+            reason = f": {message['reason']}" if message.get("reason") else ""
+            click.echo(f"firelink: run {message['state']}{reason}", err=True)
+    elif "attempt" in message:
+        if message["attempt"] > 1 and not quiet:
+            click.echo(f"firelink: attempt {message['attempt']}", err=True)
+    elif "log" in message:
+        if not quiet:
+            sys.stdout.write(message["log"])
+            sys.stdout.flush()
+    elif message.get("done") and "run" in message:
+        return run_from_dict(message["run"])
+    return None
