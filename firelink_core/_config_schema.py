@@ -14,7 +14,7 @@ from .plugins import Plugins
 
 __all__ = ["core_schema", "merged_schema", "options_schema", "JOB_KEYS", "JOB_SETTINGS", "TOP_KEYS"]
 
-# A ``source:`` the watch trigger of that scheme serves; ``file`` also claims plain paths.
+# A ``source:`` with a URL scheme; the ``file`` scheme also claims plain paths (see ``source_scheme``).
 _OTHER_SCHEME = r"[A-Za-z][A-Za-z0-9+.-]*://"
 
 
@@ -51,22 +51,25 @@ def _def_name(kind: str, key: str) -> str:
     return f"{kind}.{key.replace(':', '.')}"
 
 
+def _source_pattern(scheme: str) -> str:
+    """The ``source:`` values of one scheme, as ``source_scheme`` reads them."""
+    if scheme == "file":
+        return rf"^(file://|(?!{_OTHER_SCHEME}))"
+    return rf"^{re.escape(scheme)}://"
+
+
 def _trigger_dispatch(plugins: Plugins, defs: dict[str, Any]) -> list[dict[str, Any]]:
     branches: list[dict[str, Any]] = []
-    triggers = plugins.triggers()
-    for key, cls in sorted(triggers.items()):
+    for key, cls in sorted(plugins.triggers().items()):
         name = _def_name("trigger", key)
         defs[name] = options_schema(cls.config_schema)
         if cls.description:
             defs[name].setdefault("description", cls.description)
-        if key.startswith("watch:"):
-            scheme = key.split(":", 1)[1]
-            if scheme == "file":
-                pattern = rf"^(file://|(?!{_OTHER_SCHEME}))"
-            else:
-                pattern = rf"^{re.escape(scheme)}://"
+        if key != cls.type_name:  # routed by scheme: the key is ``scheme_key(type_name, scheme)``
+            scheme = key[len(cls.type_name) + 1:]
+            source = {"type": "string", "pattern": _source_pattern(scheme)}
             cond = {
-                "properties": {"trigger": {"const": "watch"}, "source": {"type": "string", "pattern": pattern}},
+                "properties": {"trigger": {"const": cls.type_name}, "source": source},
                 "required": ["trigger", "source"],
             }
         else:
@@ -95,14 +98,14 @@ def merged_schema(plugins: Plugins) -> dict[str, Any]:
     """The core schema with every registered trigger, executor, storage and notifier merged in.
 
     Draft 2020-12, for editors (yaml-language-server) and ``firelink schema``: trigger
-    options are selected by ``trigger:`` (and, for ``watch``, by the ``source:`` scheme)
-    with ``if``/``then``, and every mapping is closed with ``unevaluatedProperties: false``
-    so a misspelt key is flagged.
+    options are selected by ``trigger:`` (and, for a type whose classes declare
+    ``schemes``, by the ``source:`` scheme) with ``if``/``then``, every mapping is closed
+    with ``unevaluatedProperties: false`` so a misspelt key is flagged, and the default
+    executor and storage are the plugins' (``firelink_default_type``).
     """
     schema = core_schema()
     defs = schema["$defs"]
-    trigger_types = sorted({key.split(":", 1)[0] for key in plugins.triggers()})
-    defs["trigger_type"] = {"type": "string", "enum": trigger_types}
+    defs["trigger_type"] = {"type": "string", "enum": plugins.trigger_types()}
     trigger_branches = _trigger_dispatch(plugins, defs)
     defs["job"] = {
         "type": "object",
@@ -136,4 +139,16 @@ def merged_schema(plugins: Plugins) -> dict[str, Any]:
         else:
             # ``executor: docker`` and ``storage: memory`` are shorthands of ``{type: ...}``.
             defs[base] = {"anyOf": [{"enum": names}, typed]}
+    _set_default_types(schema, plugins)
     return schema
+
+
+def _set_default_types(schema: dict[str, Any], plugins: Plugins) -> None:
+    """The ``default`` annotations of ``executor`` and ``storage``: whatever the plugins declare."""
+    executor = plugins.default_type("executor")
+    if executor is not None:
+        for owner in ("job_keys", "defaults"):
+            schema["$defs"][owner]["properties"]["executor"]["default"] = executor
+    storage = plugins.default_type("storage")
+    if storage is not None:
+        schema["properties"]["storage"]["default"] = {"type": storage}

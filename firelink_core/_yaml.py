@@ -8,7 +8,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Located", "YamlProblem", "load_located"]
+__all__ = ["Located", "YamlProblem", "load_located", "typed_scalar"]
 
 try:  # libyaml parses several times faster; the pure-Python loader gives the same nodes
     _Base: type = yaml.CSafeLoader
@@ -21,6 +21,15 @@ _RESOLVER = yaml.resolver.Resolver()
 @functools.lru_cache(maxsize=65536)
 def _plain_scalar_tag(value: str) -> str:
     return _RESOLVER.resolve(yaml.ScalarNode, value, (True, False))
+
+
+_TYPED_TAGS = frozenset({"tag:yaml.org,2002:int", "tag:yaml.org,2002:float", "tag:yaml.org,2002:bool"})
+
+
+def typed_scalar(text: str) -> Any:
+    """``text`` as YAML types an unquoted scalar: a number or a boolean, else the string itself."""
+    tag = _plain_scalar_tag(text) if len(text) <= 64 else "tag:yaml.org,2002:str"
+    return yaml.safe_load(text) if tag in _TYPED_TAGS else text
 
 
 class _Loader(_Base):  # type: ignore[misc, valid-type]

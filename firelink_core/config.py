@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from ._config_schema import JOB_KEYS, merged_schema
-from ._config_validate import Issue, interpolate, validate_data
+from ._interpolation import interpolate
+from ._state_dir import resolve_state_dir
 from ._yaml import Located, load_located
 from .durations import parse_duration, parse_size
 from .model import (
@@ -25,6 +26,7 @@ from .model import (
     TriggerSpec,
 )
 from .plugins import Plugins, make_plugins
+from .validation import Issue, validate_data
 
 __all__ = [
     "ConfigError",
@@ -35,8 +37,6 @@ __all__ = [
     "validate_text",
     "merged_schema",
 ]
-
-DEFAULT_STATE_DIR = "~/.local/state/firelink"
 
 
 @dataclass(frozen=True)
@@ -127,7 +127,8 @@ def _check_text(
         plugins = make_plugins(config_plugins=_config_plugins(located.data), extra=extra_plugins)
     errors.extend(_plugin_errors(plugins, located, filename))
     if interpolated:
-        errors.extend(_to_errors(interpolate(located, environ), located, filename))
+        unset = [Issue(path, f"environment variable {var!r} is not set", "env") for path, var in interpolate(located, environ)]
+        errors.extend(_to_errors(unset, located, filename))
     issues = validate_data(located, plugins, config_dir=config_dir, interpolated=interpolated)
     errors.extend(_to_errors(issues, located, filename))
     errors.sort(key=lambda e: (e.line or 0, e.column or 0))
@@ -174,13 +175,13 @@ def _retries_value(value: Any, default: Any) -> Any:
     return _merge(default, value)
 
 
-def _executor(value: Any, default: Any) -> ExecutorSpec:
+def _executor(value: Any, default: Any, default_type: str | None) -> ExecutorSpec:
     if isinstance(value, str):
         value = {"type": value}
     if isinstance(default, str):
         default = {"type": default}
     if value is None:
-        value = default or {"type": "subprocess"}
+        value = default or {"type": default_type}
     elif isinstance(default, dict) and default.get("type") == value.get("type"):
         value = {**default, **value}
     return ExecutorSpec(type=value["type"], options={k: v for k, v in value.items() if k != "type"})
@@ -231,8 +232,12 @@ def _triggers(job: dict[str, Any], name: str) -> tuple[TriggerSpec, ...]:
     return tuple(specs)
 
 
-def _build(data: dict[str, Any], located: Located, *, config_dir: Path, path: Path | None, state_dir: Path) -> Config:
+def _build(
+    data: dict[str, Any], located: Located, plugins: Plugins, *, config_dir: Path, path: Path | None, state_dir: Path
+) -> Config:
+    """The model of validated data; a type the config leaves out is the plugins' default."""
     defaults = data.get("defaults") or {}
+    default_executor = plugins.default_type("executor")
     top_tz = data.get("timezone", "UTC")
     jobs = []
     for index, job in enumerate(data.get("jobs") or ()):
@@ -251,7 +256,7 @@ def _build(data: dict[str, Any], located: Located, *, config_dir: Path, path: Pa
                 shell=get("shell", False),
                 env=_env(get("env")),
                 cwd=str((config_dir / os.path.expanduser(cwd)).resolve()) if cwd is not None else None,
-                executor=_executor(job.get("executor"), defaults.get("executor")),
+                executor=_executor(job.get("executor"), defaults.get("executor"), default_executor),
                 triggers=_triggers(job, name),
                 timeout=_duration(get("timeout")),
                 kill_grace=parse_duration(get("kill_grace", 10)),
@@ -275,7 +280,7 @@ def _build(data: dict[str, Any], located: Located, *, config_dir: Path, path: Pa
         name: NotifierSpec(name=name, type=spec["type"], options={k: v for k, v in spec.items() if k != "type"})
         for name, spec in (data.get("notifiers") or {}).items()
     }
-    storage = data.get("storage") or {"type": "sqlite"}
+    storage = data.get("storage") or {"type": plugins.default_type("storage")}
     if isinstance(storage, str):
         storage = {"type": storage}
     return Config(
@@ -293,8 +298,7 @@ def _build(data: dict[str, Any], located: Located, *, config_dir: Path, path: Pa
 def _state_dir(data: dict[str, Any], config_dir: Path, explicit: str | Path | None) -> Path:
     if explicit is not None:
         return Path(explicit).expanduser().resolve()
-    raw = data.get("state_dir", DEFAULT_STATE_DIR)
-    return (config_dir / Path(raw).expanduser()).resolve()
+    return resolve_state_dir(data.get("state_dir"), config_dir)
 
 
 def _load(
@@ -318,7 +322,7 @@ def _load(
     assert plugins is not None  # only None after YAML errors, which raised above
     data = located.data
     config = _build(
-        data, located, config_dir=config_dir, path=path, state_dir=_state_dir(data, config_dir, state_dir)
+        data, located, plugins, config_dir=config_dir, path=path, state_dir=_state_dir(data, config_dir, state_dir)
     )
     return config, plugins
 

@@ -94,6 +94,29 @@ def firelink_register_notifiers() -> list[type[Notifier]]:
     """
 
 
+# --------------------------------------------------------------------------- defaults
+
+
+@hookspec(firstresult=True)
+def firelink_default_type(kind: str) -> str | None:
+    """Name the component type a config gets when it names none.
+
+    Called when a config is validated and built, once per kind: for ``"executor"`` (a job
+    without ``executor:``, in the job or in ``defaults:``) and ``"storage"`` (a config
+    without ``storage:``). The CLI also asks for ``"storage"`` to read history without a
+    config.
+
+    :param kind: ``"trigger"``, ``"executor"``, ``"storage"`` or ``"notifier"``.
+    :return: a registered ``type_name`` of that kind, or ``None`` to leave the choice to
+        other plugins. The first non-``None`` answer wins: the built-ins answer ``trylast``
+        (``subprocess`` and ``sqlite``), so any plugin can change a default. When no plugin
+        answers and the config names no type, the config is invalid (a located error).
+    """
+
+
+# --------------------------------------------------------------------------- observers
+
+
 @hookspec
 def firelink_run_event(event: RunEvent) -> None:
     """Observe every run lifecycle event of every job (metrics, audit logs).

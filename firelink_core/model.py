@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ._state_dir import default_state_dir
+
 __all__ = [
     "Retries",
     "TriggerSpec",
@@ -71,7 +73,9 @@ class TriggerSpec:
 
 @dataclass(frozen=True)
 class ExecutorSpec:
-    type: str = "subprocess"
+    """How a job's command runs: an executor type and its options."""
+
+    type: str
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -111,7 +115,9 @@ class JobSpec:
     shell: bool = False
     env: Mapping[str, str] = field(default_factory=dict)
     cwd: str | None = None
-    executor: ExecutorSpec = field(default_factory=ExecutorSpec)
+    executor: ExecutorSpec | None = None
+    """Always set by config building (the job's, the defaults' or the plugins' default type);
+    ``None`` only in specs built by hand that are never run."""
     triggers: tuple[TriggerSpec, ...] = ()
     timeout: float | None = None
     kill_grace: float = 10.0
@@ -146,7 +152,9 @@ class NotifierSpec:
 
 @dataclass(frozen=True)
 class StorageSpec:
-    type: str = "sqlite"
+    """Where runs and events are kept: a storage type and its options."""
+
+    type: str
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -156,8 +164,10 @@ class Config:
 
     jobs: tuple[JobSpec, ...] = ()
     notifiers: Mapping[str, NotifierSpec] = field(default_factory=dict)
-    storage: StorageSpec = field(default_factory=StorageSpec)
-    state_dir: Path = field(default_factory=lambda: Path("~/.local/state/firelink").expanduser())
+    storage: StorageSpec | None = None
+    """Always set by config building (the config's or the plugins' default type); ``None``
+    only in configs built by hand, which then give the engine no storage to open."""
+    state_dir: Path = field(default_factory=default_state_dir)
     plugins: tuple[str, ...] = ()
     max_parallel: int | None = None
     timezone: str = "UTC"

@@ -310,6 +310,10 @@ class Plugins:
         entry = self.registry[kind].get(key)
         return entry[1] if entry else None
 
+    def trigger_types(self) -> list[str]:
+        """Every ``trigger:`` type name a config can use, sorted (a type routed by scheme once)."""
+        return sorted({cls.type_name for cls, _info in self.registry["trigger"].values()})
+
     def routed_by_scheme(self, type_name: str) -> bool:
         """Whether ``trigger: type_name`` is served per ``source:`` scheme.
 

@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from firelink_core import hookimpl
+from firelink_core.plugin_api import hookimpl
 from firelink_core.abc import Notifier
 from firelink_core.config import parse_config
 from firelink_core.events import RunEvent
@@ -616,9 +616,13 @@ def test_status_reports_disabled_and_waiting(tmp_path: Path) -> None:
 
 def test_executor_missing_is_a_clear_error(tmp_path: Path) -> None:
     from firelink_core._engine import Engine
-    from firelink_core.model import Config, ExecutorSpec, JobSpec
+    from firelink_core.model import Config, ExecutorSpec, JobSpec, StorageSpec
 
-    config = Config(jobs=(JobSpec(name="j", command=("true",), executor=ExecutorSpec(type="nope")),), state_dir=tmp_path)
+    config = Config(
+        jobs=(JobSpec(name="j", command=("true",), executor=ExecutorSpec(type="nope")),),
+        storage=StorageSpec(type="sqlite"),
+        state_dir=tmp_path,
+    )
 
     async def scenario() -> None:
         engine = Engine(config, plugins_with())

@@ -15,17 +15,17 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from firelink_core import hookimpl
 from firelink_core.abc import Trigger
 from firelink_core.cli import main
 from firelink_core.config import validate_text
+from firelink_core.plugin_api import hookimpl
 from firelink_core.testing import fresh_plugins
 
 FIRELINK = Path(sys.executable).parent / "firelink"
 
 PLUGIN_MODULE = '''
 """firelink-acme: a trigger fired by messages of the ACME queue."""
-from firelink_core import hookimpl
+from firelink_core.plugin_api import hookimpl
 from firelink_core.abc import Problem, Trigger
 
 
@@ -183,7 +183,7 @@ def test_plugin_that_fails_to_import_names_plugin_and_distribution(installed: di
 
 
 INHOUSE = '''
-from firelink_core import hookimpl
+from firelink_core.plugin_api import hookimpl
 from firelink_core.abc import Trigger
 
 
@@ -267,7 +267,10 @@ def _claiming(name: str) -> types.ModuleType:
 
 
 def test_a_type_claimed_twice_names_both_plugins() -> None:
-    plugins = fresh_plugins(_claiming("first_claim"), _claiming("second_claim"), builtins=False)
+    # Only the claims and the storage a config without ``storage:`` defaults to.
+    plugins = fresh_plugins(
+        _claiming("first_claim"), _claiming("second_claim"), "firelink_core.builtin.sqlite", builtins=False
+    )
     [error] = plugins.errors
     others = {"first_claim", "second_claim"} - {error.plugin}
     assert len(others) == 1  # the error names one plugin, its message the other

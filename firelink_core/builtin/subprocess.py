@@ -206,6 +206,13 @@ class SubprocessExecutor(Executor):
     def check(cls, options: Mapping[str, Any], *, config_dir: Path | None = None) -> list[Problem]:
         return []
 
+    async def start(self) -> None:
+        if sys.version_info < (3, 12):
+            # 3.11 starts a thread per child unless a pidfd watcher is installed.
+            from ._childwatch import install_pidfd_child_watcher
+
+            install_pidfd_child_watcher()
+
     # ------------------------------------------------------------------ command
     def _argv(self, request: AttemptRequest) -> list[str]:
         command = request.command
@@ -383,3 +390,9 @@ class _Refused(Exception):
 @hookimpl(trylast=True)
 def firelink_register_executors() -> list[type[Executor]]:
     return [SubprocessExecutor]
+
+
+@hookimpl(trylast=True)
+def firelink_default_type(kind: str) -> str | None:
+    """A job without ``executor:`` runs as a child process."""
+    return SubprocessExecutor.type_name if kind == "executor" else None
