@@ -11,10 +11,10 @@ from typing import Any, ClassVar
 
 import pytest
 
-from firelink_core.plugin_api import hookimpl
 from firelink_core.abc import Notifier
 from firelink_core.config import parse_config
 from firelink_core.events import RunEvent
+from firelink_core.plugin_api import hookimpl
 from firelink_core.plugins import PluginInfo
 from firelink_core.records import RunState
 from firelink_core.testing import FakeClock, async_wait_for, plugins_with, run_engine

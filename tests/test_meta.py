@@ -14,9 +14,10 @@ from typing import Any
 import jsonschema
 import pytest
 
-from firelink_core import hookimpl, hookspecs
+from firelink_core import hookspecs
 from firelink_core._config_schema import core_schema
 from firelink_core.config import merged_schema
+from firelink_core.plugin_api import hookimpl
 from firelink_core.plugins import BUILTIN_PLUGINS, KINDS, Plugins
 from firelink_core.testing import fresh_plugins
 
