@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from firelink_core.abc import AttemptRequest
+from firelink_core.plugin_api import AttemptRequest
 from firelink_core.testing import RecordingReporter, executor_context
 
 IMAGE = "firelink-test-busybox:latest"

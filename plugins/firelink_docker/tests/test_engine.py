@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from firelink_core.records import RunState
+from firelink_core.plugin_api import RunState
 from firelink_core.testing import run_engine, wait_for
 
 pytestmark = pytest.mark.docker
