@@ -11,7 +11,6 @@ import json
 import logging
 import logging.handlers
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -29,14 +28,12 @@ from .model import Config
 from .plugins import Plugins
 
 __all__ = [
-    "DEFAULT_STATE_DIR",
     "LOCK_NAME",
     "PID_NAME",
     "LOG_NAME",
     "Daemon",
     "StateLock",
     "AlreadyRunning",
-    "config_state_dir",
     "ensure_state_dir",
     "lock_holder",
     "setup_logging",
@@ -45,39 +42,14 @@ __all__ = [
 
 log = logging.getLogger("firelink.daemon")
 
-DEFAULT_STATE_DIR = Path("~/.local/state/firelink")
 LOCK_NAME = "firelink.lock"
 PID_NAME = "firelink.pid"
 LOG_NAME = "firelink.log"
 LOCK_RETRY = 1.0
 """Seconds ``run`` keeps trying the lock, so a client probing it at that instant is no obstacle."""
 
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
 
 # --------------------------------------------------------------------------- state directory
-
-
-def config_state_dir(config_path: Path) -> Path:
-    """The state directory a config names, read without validating the rest of it.
-
-    Clients only need to find the socket, so a config that was broken after the daemon
-    started must not stop ``firelink status -c`` from working.
-    """
-    import yaml
-
-    try:
-        data = yaml.safe_load(config_path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError, UnicodeDecodeError):
-        data = None
-    raw = data.get("state_dir") if isinstance(data, dict) else None
-    if not isinstance(raw, str) or not raw.strip():
-        return DEFAULT_STATE_DIR.expanduser()
-    raw = _ENV_REF.sub(lambda m: os.environ.get(m.group(1), m.group(0)), raw)
-    path = Path(raw).expanduser()
-    if not path.is_absolute():
-        path = config_path.resolve().parent / path
-    return path.resolve()
 
 
 def ensure_state_dir(path: Path) -> Path:

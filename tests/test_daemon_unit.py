@@ -19,10 +19,10 @@ from firelink_core._daemon import (
     AlreadyRunning,
     JsonFormatter,
     StateLock,
-    config_state_dir,
     ensure_state_dir,
     lock_holder,
 )
+from firelink_core._state_dir import config_state_dir
 
 FIRELINK = [sys.executable, "-c", "import sys; from firelink_core.cli import main; sys.exit(main(prog_name='firelink'))"]
 

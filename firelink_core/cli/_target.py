@@ -13,7 +13,8 @@ from typing import Any, NoReturn, TypeVar
 import click
 
 from .._control import ControlClient, ControlError, DaemonNotRunning, suggest
-from .._daemon import DEFAULT_STATE_DIR, config_state_dir, lock_holder
+from .._daemon import lock_holder
+from .._state_dir import config_state_dir, default_state_dir
 from ..abc import Storage, StorageContext
 from ..config import load_config
 from ..model import Config
@@ -86,7 +87,7 @@ class Target:
         elif config_path is not None:
             self.state_dir = config_state_dir(config_path)
         else:
-            self.state_dir = DEFAULT_STATE_DIR.expanduser()
+            self.state_dir = default_state_dir()
         self.client = ControlClient(self.state_dir)
         self._config: tuple[Config, Plugins] | None = None
 
