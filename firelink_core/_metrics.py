@@ -13,7 +13,7 @@ from .hookspecs import hookimpl
 from .records import TERMINAL_STATES
 
 if TYPE_CHECKING:
-    from ._engine import Engine
+    from .engine import Engine
 
 __all__ = ["EngineMetrics", "parse_address"]
 

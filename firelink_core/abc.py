@@ -151,6 +151,17 @@ class Trigger(Component):
     schemes: ClassVar[tuple[str, ...]] = ()
     """For ``trigger: watch``: the ``source:`` URL schemes this class serves (``("s3",)``).
     ``"file"`` also claims plain paths. Empty for triggers without a ``source``."""
+    on_request: ClassVar[bool] = False
+    """This trigger type stands for runs started by hand (``firelink trigger JOB``,
+    ``Engine.trigger``). A request runs under the job's first trigger whose class declares
+    it; a job without one runs under a key and label derived from the first installed class
+    that declares it. Events such a trigger emits count as requests too: their ``env``
+    overrides the job's own ``env``."""
+
+    @classmethod
+    def request_payload(cls, *, with_upstream: bool) -> dict[str, Any]:
+        """The event payload (``FIRELINK_EVENT``) of a run started by hand under this class."""
+        return {"with_upstream": with_upstream}
 
     def __init__(self, spec: TriggerSpec, context: TriggerContext) -> None:
         self.spec = spec

@@ -12,24 +12,14 @@ from typing import Any
 
 import pytest
 
+from firelink_core.builtin import subprocess  # noqa: F401 - the built-ins these tests run: a broken one fails loudly
 from firelink_core.records import RunState
 from firelink_core.testing import async_wait_for, run_engine
-
-
-def _have_subprocess_executor() -> bool:
-    from firelink_core import make_plugins
-
-    return "subprocess" in make_plugins(entry_points=False).executors()
-
-
-pytestmark = pytest.mark.skipif(
-    not _have_subprocess_executor(), reason="the built-in subprocess executor is not written yet"
-)
 
 CHILD = textwrap.dedent("""
     import asyncio, sys
     from pathlib import Path
-    from firelink_core._engine import Engine
+    from firelink_core.engine import Engine
     from firelink_core.config import load_config
     from firelink_core.records import RunState
 
@@ -50,7 +40,7 @@ CHILD = textwrap.dedent("""
             while True:
                 run = await engine.storage.get_run(run_id)
                 attempts = await engine.storage.list_attempts(run_id)
-                if run is not None and run.state is want and (want is not RunState.RUNNING or attempts[-1].handle):
+                if run is not None and run.state is want and (want is not RunState.RUNNING or (attempts and attempts[-1].handle)):
                     break
                 await asyncio.sleep(0.02)
             print("READY", run_id, flush=True)

@@ -10,19 +10,9 @@ from typing import Any
 import pytest
 
 from firelink_core._dag import Dag, DagError
+from firelink_core.builtin import subprocess  # noqa: F401 - the built-ins these tests run: a broken one fails loudly
 from firelink_core.records import RunState
 from firelink_core.testing import async_wait_for, run_engine
-
-
-def _have_subprocess_executor() -> bool:
-    from firelink_core import make_plugins
-
-    return "subprocess" in make_plugins(entry_points=False).executors()
-
-
-needs_subprocess = pytest.mark.skipif(
-    not _have_subprocess_executor(), reason="the built-in subprocess executor is not written yet"
-)
 
 
 def cfg(text: str) -> str:
@@ -73,7 +63,6 @@ def test_ten_thousand_jobs_plan_correctly() -> None:
 # --------------------------------------------------------------------------- the runner
 
 
-@needs_subprocess
 def test_job_without_trigger_runs_once_when_all_upstreams_succeeded(tmp_path: Path) -> None:
     config = cfg("""
         jobs:
@@ -101,7 +90,6 @@ def test_job_without_trigger_runs_once_when_all_upstreams_succeeded(tmp_path: Pa
     asyncio.run(scenario())
 
 
-@needs_subprocess
 def test_triggered_run_waits_visibly_then_starts(tmp_path: Path) -> None:
     config = cfg("""
         jobs:
@@ -125,7 +113,6 @@ def test_triggered_run_waits_visibly_then_starts(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-@needs_subprocess
 def test_waiting_run_marked_upstream_failed(tmp_path: Path) -> None:
     config = cfg("""
         jobs:
@@ -145,7 +132,6 @@ def test_waiting_run_marked_upstream_failed(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-@needs_subprocess
 def test_waiting_run_skipped_after_wait_timeout(tmp_path: Path) -> None:
     config = cfg("""
         jobs:
@@ -161,7 +147,6 @@ def test_waiting_run_skipped_after_wait_timeout(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-@needs_subprocess
 def test_all_done_runs_after_a_failed_upstream(tmp_path: Path) -> None:
     config = cfg("""
         jobs:
@@ -178,7 +163,6 @@ def test_all_done_runs_after_a_failed_upstream(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-@needs_subprocess
 def test_all_success_job_without_trigger_records_upstream_failed(tmp_path: Path) -> None:
     config = cfg("""
         jobs:
@@ -198,7 +182,6 @@ def test_all_success_job_without_trigger_records_upstream_failed(tmp_path: Path)
     asyncio.run(scenario())
 
 
-@needs_subprocess
 def test_one_failed_runs_only_when_an_upstream_failed(tmp_path: Path) -> None:
     config = cfg("""
         jobs:
@@ -227,7 +210,6 @@ def test_one_failed_runs_only_when_an_upstream_failed(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-@needs_subprocess
 def test_with_upstream_runs_subgraph_first_in_parallel_branches(tmp_path: Path) -> None:
     gate = tmp_path / "gate"
     wait_gate = f'while [ ! -e "{gate}" ]; do sleep 0.02; done'
@@ -263,7 +245,6 @@ def test_with_upstream_runs_subgraph_first_in_parallel_branches(tmp_path: Path) 
     asyncio.run(scenario())
 
 
-@needs_subprocess
 def test_with_upstream_failure_marks_downstream_of_the_request(tmp_path: Path) -> None:
     config = cfg("""
         jobs:
@@ -284,7 +265,6 @@ def test_with_upstream_failure_marks_downstream_of_the_request(tmp_path: Path) -
     asyncio.run(scenario())
 
 
-@needs_subprocess
 def test_waiting_run_survives_a_restart(tmp_path: Path) -> None:
     config = cfg("""
         jobs:

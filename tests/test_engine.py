@@ -12,23 +12,13 @@ from typing import Any, ClassVar
 import pytest
 
 from firelink_core.abc import Notifier
+from firelink_core.builtin import subprocess  # noqa: F401 - the built-ins these tests run: a broken one fails loudly
 from firelink_core.config import parse_config
 from firelink_core.events import RunEvent
 from firelink_core.plugin_api import hookimpl
 from firelink_core.plugins import PluginInfo
 from firelink_core.records import RunState
 from firelink_core.testing import FakeClock, async_wait_for, plugins_with, run_engine
-
-
-def _have_subprocess_executor() -> bool:
-    from firelink_core import make_plugins
-
-    return "subprocess" in make_plugins(entry_points=False).executors()
-
-
-pytestmark = pytest.mark.skipif(
-    not _have_subprocess_executor(), reason="the built-in subprocess executor is not written yet"
-)
 
 PY = sys.executable
 
@@ -521,7 +511,7 @@ def test_stop_interrupts_running_runs(tmp_path: Path) -> None:
         plugins = plugins_with()
         events = with_event_log(plugins)
         config_obj, _ = parse_config(config, str(tmp_path / "firelink.yaml"), plugins=plugins, state_dir=tmp_path)
-        from firelink_core._engine import Engine
+        from firelink_core.engine import Engine
 
         engine = Engine(config_obj, plugins)
         await engine.start()
@@ -615,7 +605,7 @@ def test_status_reports_disabled_and_waiting(tmp_path: Path) -> None:
 
 
 def test_executor_missing_is_a_clear_error(tmp_path: Path) -> None:
-    from firelink_core._engine import Engine
+    from firelink_core.engine import Engine
     from firelink_core.model import Config, ExecutorSpec, JobSpec, StorageSpec
 
     config = Config(
@@ -653,7 +643,6 @@ def test_many_runs_all_recorded(tmp_path: Path) -> None:
             assert await h.storage.pending_events() == []
 
     asyncio.run(scenario())
-
 
 
 def test_queue_depth_and_last_success(tmp_path: Path) -> None:
@@ -695,7 +684,7 @@ def test_stop_lets_runs_finish_within_grace(tmp_path: Path) -> None:
     """)
 
     async def scenario() -> None:
-        from firelink_core._engine import Engine
+        from firelink_core.engine import Engine
 
         plugins = plugins_with()
         config_obj, _ = parse_config(config, str(tmp_path / "firelink.yaml"), plugins=plugins, state_dir=tmp_path)

@@ -13,9 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, ClassVar
 
-import pytest
-
 from firelink_core.abc import ScheduleTrigger
+from firelink_core.builtin import cron, interval, subprocess  # noqa: F401 - the built-ins these tests run: a broken one fails loudly
 from firelink_core.builtin.sqlite import SqliteStorage
 from firelink_core.records import RunState
 from firelink_core.testing import FakeClock, async_wait_for, plugins_with, run_engine
@@ -23,17 +22,6 @@ from firelink_core.testing import FakeClock, async_wait_for, plugins_with, run_e
 T0 = 1_700_000_000.0
 """FakeClock's start: 800 s past a whole hour (UTC)."""
 HOUR = 3600.0
-
-
-def _have_subprocess_executor() -> bool:
-    from firelink_core import make_plugins
-
-    return "subprocess" in make_plugins(entry_points=False).executors()
-
-
-pytestmark = pytest.mark.skipif(
-    not _have_subprocess_executor(), reason="the built-in subprocess executor is not written yet"
-)
 
 
 class EveryTrigger(ScheduleTrigger):
@@ -99,10 +87,10 @@ def test_schedule_fires_when_due_and_records_last_fire(tmp_path: Path) -> None:
 
 
 async def _seed_last_fire(tmp_path: Path, when: float) -> None:
-    from firelink_core._engine import _StorageContext
+    from firelink_core.engine.contexts import EngineStorageContext
     from firelink_core.model import Config
 
-    storage = SqliteStorage({}, _StorageContext(Config(state_dir=tmp_path)))
+    storage = SqliteStorage({}, EngineStorageContext(Config(state_dir=tmp_path)))
     await storage.open()
     await storage.set_last_fire("tick#0", when)
     await storage.close()
@@ -258,17 +246,9 @@ def test_jitter_delays_the_fire_but_not_scheduled_for(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-
 # --------------------------------------------------------------------------- the built-in schedules
 
 
-def _have_trigger(type_name: str) -> bool:
-    from firelink_core import make_plugins
-
-    return make_plugins(entry_points=False, env=False).trigger_class(type_name) is not None
-
-
-@pytest.mark.skipif(not _have_trigger("interval"), reason="the interval trigger is not written yet")
 def test_interval_fires_every_period(tmp_path: Path) -> None:
     config = cfg("""
         jobs:
@@ -290,7 +270,6 @@ def test_interval_fires_every_period(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-@pytest.mark.skipif(not _have_trigger("cron"), reason="the cron trigger is not written yet")
 def test_cron_fires_at_its_time_in_the_job_timezone(tmp_path: Path) -> None:
     config = cfg("""
         jobs:
@@ -317,7 +296,6 @@ def test_cron_fires_at_its_time_in_the_job_timezone(tmp_path: Path) -> None:
     asyncio.run(scenario())
 
 
-@pytest.mark.skipif(not _have_trigger("cron"), reason="the cron trigger is not written yet")
 def test_idle_engine_with_1000_cron_jobs_makes_no_wakeup_in_an_hour(tmp_path: Path) -> None:
     jobs = "\n".join(
         f'  - {{name: c{i}, trigger: cron, schedule: "{i % 60} 3 * * *", command: ["true"]}}' for i in range(1000)

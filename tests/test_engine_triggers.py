@@ -11,19 +11,9 @@ from typing import Any, ClassVar
 import pytest
 
 from firelink_core.abc import Trigger
+from firelink_core.builtin import subprocess  # noqa: F401 - the built-ins these tests run: a broken one fails loudly
 from firelink_core.records import RunState
 from firelink_core.testing import async_wait_for, plugins_with, run_engine
-
-
-def _have_subprocess_executor() -> bool:
-    from firelink_core import make_plugins
-
-    return "subprocess" in make_plugins(entry_points=False).executors()
-
-
-pytestmark = pytest.mark.skipif(
-    not _have_subprocess_executor(), reason="the built-in subprocess executor is not written yet"
-)
 
 
 class ProbeTrigger(Trigger):
@@ -211,8 +201,8 @@ def test_schedule_that_cannot_compute_is_degraded_not_fatal(tmp_path: Path) -> N
 
 
 def test_failed_start_stops_the_triggers_it_started(tmp_path: Path) -> None:
-    from firelink_core._engine import Engine, EngineError
     from firelink_core.config import parse_config
+    from firelink_core.engine import Engine, EngineError
 
     config = textwrap.dedent("""
         jobs:

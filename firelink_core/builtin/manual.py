@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-from ..abc import Trigger, TriggerContext
-from ..events import TriggerEvent
-from ..hookspecs import hookimpl
-from ..model import TriggerSpec
+from ..plugin_api import Trigger, TriggerContext, TriggerEvent, TriggerSpec, hookimpl
 
 __all__ = ["ManualTrigger"]
 
@@ -19,10 +17,15 @@ class ManualTrigger(Trigger):
     type_name = "manual"
     description = "Run only when triggered by hand (firelink trigger JOB)."
     config_schema = {"type": "object", "properties": {}, "additionalProperties": False}
+    on_request = True
 
     def __init__(self, spec: TriggerSpec, context: TriggerContext) -> None:
         super().__init__(spec, context)
         self._running = False
+
+    @classmethod
+    def request_payload(cls, *, with_upstream: bool) -> dict[str, Any]:
+        return {"manual": True, "with_upstream": with_upstream}
 
     async def start(self) -> None:
         self._running = True

@@ -8,7 +8,7 @@ import types
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from .._engine import Engine
+from ..engine import Engine
 from ..abc import Clock, Component, Storage
 from ..hookspecs import hookimpl
 from ..model import Config

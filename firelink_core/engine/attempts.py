@@ -1,0 +1,81 @@
+"""One attempt's data: the request an executor gets, and what its result changes in storage."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..abc import AttemptRequest, AttemptResult
+from ..durations import format_duration
+from ..model import JobSpec
+from ..records import RunRecord, RunState
+from .requests import is_requested
+from .retries import describe_result, retry_delay, should_retry
+
+__all__ = ["START_WRITE_DELAY", "STOPPED", "Outcome", "attempt_outcome", "attempt_request"]
+
+START_WRITE_DELAY = 1.0
+"""A run still going after this many seconds has its start (attempt, log path) written."""
+STOPPED = "the daemon stopped during the attempt"
+"""The reason recorded on an attempt cut short by shutdown."""
+
+
+def attempt_request(job: JobSpec, run: RunRecord, number: int, log_path: Path) -> AttemptRequest:
+    """What the executor gets: the command, and the environment (the event's variables,
+    the ``FIRELINK_*`` ones, the job's ``env:``, and for a run made on request its own
+    overrides last)."""
+    env = dict(run.env)
+    env.update(
+        FIRELINK_JOB=job.name,
+        FIRELINK_RUN_ID=run.id,
+        FIRELINK_ATTEMPT=str(number),
+        FIRELINK_TRIGGER=run.trigger or "",
+        FIRELINK_EVENT=json.dumps(dict(run.payload), sort_keys=True),
+    )
+    env.update(job.env)
+    if is_requested(run.options):
+        # `firelink trigger --env` values are per-run overrides of the job's defaults.
+        env.update({k: v for k, v in run.env.items() if not k.startswith("FIRELINK_")})
+    return AttemptRequest(
+        run_id=run.id,
+        job=job.name,
+        attempt=number,
+        command=job.command,
+        shell=job.shell,
+        env=env,
+        cwd=job.cwd,
+        timeout=job.timeout,
+        kill_grace=job.kill_grace,
+        options=dict(job.executor.options),
+        log_path=log_path,
+        log_max_bytes=job.log.max_bytes,
+        labels={"firelink.job": job.name, "firelink.run_id": run.id},
+    )
+
+
+@dataclass
+class Outcome:
+    """What an attempt's result writes: the run's new fields, the attempt's end fields, and
+    for a retry its delay."""
+
+    run_changes: dict[str, Any]
+    attempt_changes: dict[str, Any]
+    retry_delay: float | None = None
+
+
+def attempt_outcome(job: JobSpec, number: int, result: AttemptResult, now: float) -> Outcome:
+    """The result of attempt ``number``: success, a retry (per the job's ``retries``), or failure."""
+    outcome: dict[str, Any] = dict(exit_code=result.exit_code, signal=result.signal, error=result.error)
+    attempt_changes = dict(finished_at=now, timed_out=result.timed_out, **outcome)
+    if result.ok:
+        return Outcome({**outcome, "state": RunState.SUCCESS, "finished_at": now, "reason": None}, attempt_changes)
+    what = describe_result(result)
+    if should_retry(job.retries, number, result):
+        delay = retry_delay(job.retries, number)
+        reason = f"attempt {number} {what}; retrying in {format_duration(delay)}"
+        run_changes = {**outcome, "state": RunState.RETRYING, "next_attempt_at": now + delay, "reason": reason}
+        return Outcome(run_changes, attempt_changes, delay)
+    state = RunState.TIMED_OUT if result.timed_out else RunState.FAILED
+    return Outcome({**outcome, "state": state, "finished_at": now, "reason": what}, attempt_changes)

@@ -1,0 +1,95 @@
+"""What ``firelink status`` and ``reload`` report: per-job status, the latest outcome of each job, reload results."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from ..abc import TriggerHealth
+from ..model import JobSpec
+from ..records import RunRecord, RunState
+
+__all__ = ["JobOutcomes", "JobStatus", "ReloadResult", "job_status"]
+
+
+@dataclass
+class JobStatus:
+    """What ``firelink status`` shows for one job."""
+
+    name: str
+    triggers: list[str]
+    """Readable trigger descriptions (``cron 0 18 * * *``, ``watch s3://b/p``, ``manual``)."""
+    state: str
+    """``idle``, ``running``, ``waiting``, ``failing`` or ``disabled``."""
+    last_run: RunRecord | None
+    next_due: datetime | None
+    health: dict[str, TriggerHealth] = field(default_factory=dict)
+    """Per trigger key."""
+    running: int = 0
+    waiting: int = 0
+
+
+@dataclass
+class ReloadResult:
+    added: list[str] = field(default_factory=list)
+    removed: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+
+
+class JobOutcomes:
+    """Each job's latest finished run, and which jobs are failing (their latest run failed)."""
+
+    def __init__(self) -> None:
+        self.last_run: dict[str, RunRecord] = {}
+        self.failing: set[str] = set()
+
+    def finished(self, run: RunRecord) -> bool:
+        """Note a run that just finished; return whether it ends a failing streak."""
+        self.last_run[run.job] = run
+        if run.state is RunState.SUCCESS:
+            if run.job in self.failing:
+                self.failing.discard(run.job)
+                return True
+        elif run.state in (RunState.FAILED, RunState.TIMED_OUT):
+            self.failing.add(run.job)
+        return False
+
+    def loaded(self, run: RunRecord) -> bool:
+        """Note a finished run read from storage (oldest first); False if a run finished
+        since start is newer, so the stored one is ignored."""
+        latest = self.last_run.get(run.job)
+        if latest is not None and run.created_at <= latest.created_at:
+            return False
+        self.finished(run)
+        return True
+
+
+def job_status(
+    job: JobSpec,
+    *,
+    health: dict[str, TriggerHealth],
+    next_due: datetime | None,
+    running: int,
+    waiting: int,
+    outcomes: JobOutcomes,
+) -> JobStatus:
+    if not job.enabled:
+        state = "disabled"
+    elif running:
+        state = "running"
+    elif waiting:
+        state = "waiting"
+    elif job.name in outcomes.failing:
+        state = "failing"
+    else:
+        state = "idle"
+    return JobStatus(
+        name=job.name,
+        triggers=[spec.describe() for spec in job.triggers],
+        state=state,
+        last_run=outcomes.last_run.get(job.name),
+        next_due=next_due,
+        health=health,
+        running=running,
+        waiting=waiting,
+    )
