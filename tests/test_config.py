@@ -396,3 +396,35 @@ def test_storage_shorthand(bare: Plugins) -> None:
     assert config.storage.type == "sqlite" and config.storage.options["path"] == "x.db"
     [error] = validate_text("storage: postgres\njobs: []\n", plugins=bare)
     assert (error.line, error.column) == (1, 10) and error.message.startswith("unknown storage type 'postgres'")
+
+
+# --------------------------------------------------------------------------- one home per concept
+
+
+def test_every_cycle_is_reported_once_with_a_real_path(bare: Plugins) -> None:
+    # b's first upstream (c) leads back only to b: the path to a goes through d.
+    text = """\
+jobs:
+  - {name: a, trigger: manual, depends_on: [b]}
+  - {name: b, trigger: manual, depends_on: [c, d]}
+  - {name: c, trigger: manual, depends_on: [b]}
+  - {name: d, trigger: manual, depends_on: [a]}
+  - {name: x, trigger: manual, depends_on: [y]}
+  - {name: y, trigger: manual, depends_on: [x]}
+"""
+    assert [(e.line, e.job, e.message) for e in validate_text(text, plugins=bare)] == [
+        (2, "a", "dependency cycle: a -> b -> d -> a"),
+        (6, "x", "dependency cycle: x -> y -> x"),
+    ]
+
+
+def test_the_client_finds_the_state_dir_the_daemon_uses(
+    bare: Plugins, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from firelink_core._state_dir import config_state_dir
+
+    monkeypatch.delenv("FL_TEST_UNSET_STATE", raising=False)
+    path = tmp_path / "firelink.yaml"
+    path.write_text("state_dir: ${FL_TEST_UNSET_STATE:-./st}/$$x\njobs: []\n")
+    config, _ = load_config(path, plugins=bare)
+    assert config.state_dir == (tmp_path / "st" / "$x").resolve() == config_state_dir(path)

@@ -11,6 +11,7 @@ import sys
 import textwrap
 import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -293,4 +294,139 @@ def test_first_party_plugin_installed_but_broken_is_not_told_to_install() -> Non
         "plugin 'docker' (distribution firelink-docker): cannot be imported (firelink_docker.plugin): ImportError: x",
         "executor type 'docker' needs the firelink-docker plugin, which is installed but failed to load"
         " (see its error)",
+    ]
+
+
+# --------------------------------------------------------------------------- scheme routing and default types
+
+
+def _fetchers() -> types.ModuleType:
+    """A plugin whose ``fetch`` trigger is served by one class per ``source:`` scheme."""
+    module = types.ModuleType("fetchers")
+
+    class FtpFetch(Trigger):
+        type_name = "fetch"
+        schemes = ("ftp",)
+        config_schema = {"type": "object", "properties": {
+            "source": {"type": "string", "description": "The URL."},
+            "passive": {"type": "boolean", "description": "Passive mode."},
+        }}
+
+    class HttpFetch(Trigger):
+        type_name = "fetch"
+        schemes = ("http", "https")
+        config_schema = {"type": "object", "properties": {
+            "source": {"type": "string", "description": "The URL."},
+            "etag": {"type": "boolean", "description": "Skip unchanged bodies."},
+        }}
+
+    module.firelink_register_triggers = hookimpl(lambda: [FtpFetch, HttpFetch])  # type: ignore[attr-defined]
+    module.classes = (FtpFetch, HttpFetch)  # type: ignore[attr-defined]
+    return module
+
+
+def test_any_trigger_type_declaring_schemes_is_routed_by_the_source_scheme() -> None:
+    fetchers = _fetchers()
+    ftp, http = fetchers.classes
+    plugins = fresh_plugins(fetchers)
+    assert plugins.errors == []
+    assert plugins.trigger_class("fetch", "ftp://host/dir/") is ftp
+    assert plugins.trigger_class("fetch", "https://host/feed") is http
+    assert plugins.trigger_class("fetch", "gopher://host/") is None
+    assert plugins.trigger_schemes("fetch") == ["ftp", "http", "https"]
+    assert "fetch" in plugins.trigger_types() and plugins.provider("trigger", "fetch:ftp").name == "fetchers"
+
+    def messages(trigger: str) -> list[str]:
+        return [e.message for e in validate_text(f"jobs:\n  - {{name: a, {trigger}}}\n", plugins=plugins)]
+
+    assert messages("trigger: fetch, source: 'ftp://h/d', passive: true") == []
+    assert messages("trigger: fetch, source: 'http://h/d', passive: true") == [
+        "unknown key 'passive' in job 'a'"
+    ]
+    assert messages("trigger: fetch") == ["missing required key 'source' for trigger 'fetch'"]
+    assert messages("trigger: fetch, source: 'gopher://h/'") == [
+        "no installed plugin fetches gopher:// sources (known: ftp://, http://, https://)"
+    ]
+
+
+def test_the_merged_schema_selects_options_by_scheme_for_any_routed_type() -> None:
+    import jsonschema
+
+    from firelink_core.config import merged_schema
+
+    validator = jsonschema.Draft202012Validator(merged_schema(fresh_plugins(_fetchers())))
+
+    def errors(job: dict) -> list[str]:
+        return [e.message for e in validator.iter_errors({"jobs": [{"name": "a", **job}]})]
+
+    assert errors({"trigger": "fetch", "source": "ftp://h/", "passive": True}) == []
+    assert errors({"trigger": "fetch", "source": "https://h/", "etag": True}) == []
+    assert errors({"trigger": "fetch", "source": "https://h/", "passive": True})
+
+
+def test_a_class_without_schemes_for_a_routed_type_is_refused() -> None:
+    fetchers = _fetchers()
+    plain = types.ModuleType("plain_fetch")
+
+    class PlainFetch(Trigger):
+        type_name = "fetch"
+
+    plain.firelink_register_triggers = hookimpl(lambda: [PlainFetch])  # type: ignore[attr-defined]
+    plugins = fresh_plugins(fetchers, plain)
+    [error] = plugins.errors
+    assert error.plugin == "plain_fetch" and "PlainFetch declares no schemes" in error.message
+    assert plugins.trigger_class("fetch", "ftp://h/") is fetchers.classes[0]
+
+
+def _default_executor(name: str) -> types.ModuleType:
+    """A plugin declaring ``name`` the default executor type (and, when asked, registering it)."""
+    module = types.ModuleType("default_" + name)
+    module.firelink_default_type = hookimpl(  # type: ignore[attr-defined]
+        lambda kind: name if kind == "executor" else None
+    )
+    return module
+
+
+def _executor_named(name: str) -> types.ModuleType:
+    from firelink_core.abc import Executor
+
+    class NamedExecutor(Executor):
+        type_name = name
+
+        async def run(self, request: Any, reporter: Any) -> Any:
+            raise NotImplementedError  # never run: these tests only build configs
+
+    module = types.ModuleType(name + "_plugin")
+    module.firelink_register_executors = hookimpl(lambda: [NamedExecutor])  # type: ignore[attr-defined]
+    return module
+
+
+def test_a_plugin_can_change_the_default_executor() -> None:
+    from firelink_core.config import merged_schema, parse_config
+
+    plugins = fresh_plugins(_default_executor("elsewhere"), _executor_named("elsewhere"))
+    assert plugins.default_type("executor") == "elsewhere"
+    assert plugins.default_type("storage") == "sqlite"  # the built-in answers what the plugin leaves
+    text = "jobs:\n  - {name: a, trigger: manual}\n  - {name: b, trigger: manual, executor: subprocess}\n"
+    config, _ = parse_config(text, plugins=plugins)
+    assert [job.executor.type for job in config.jobs] == ["elsewhere", "subprocess"]
+    assert config.storage.type == "sqlite"
+    assert merged_schema(plugins)["$defs"]["job_keys"]["properties"]["executor"]["default"] == "elsewhere"
+
+
+def test_without_a_default_type_a_config_must_name_one() -> None:
+    manual = "firelink_core.builtin.manual"
+    plugins = fresh_plugins(manual, builtins=False)
+    assert plugins.default_type("executor") is None and plugins.default_type("storage") is None
+    text = "jobs:\n  - name: a\n    trigger: manual\n"
+    assert [(e.line, e.job, e.message) for e in validate_text(text, "c.yaml", plugins=plugins)] == [
+        (1, None, "no storage configured, and no installed plugin declares a default storage type: set 'storage:'"),
+        (2, "a", "no executor configured, and no installed plugin declares a default executor type: "
+                 "set 'executor:' in the job or in defaults"),
+    ]
+    broken = fresh_plugins(manual, _default_executor("nowhere"), "firelink_core.builtin.memory", builtins=False)
+    text = "storage: memory\njobs:\n  - name: a\n    trigger: manual\n"
+    assert [e.message for e in validate_text(text, "c.yaml", plugins=broken)] == [
+        "no executor configured, and the default executor type 'nowhere' is not installed: "
+        "set 'executor:' in the job or in defaults"
     ]
