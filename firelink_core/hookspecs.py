@@ -38,10 +38,12 @@ def firelink_register_triggers() -> list[type[Trigger]]:
 
     :return: a list of :class:`firelink_core.abc.Trigger` subclasses. Each declares
         ``type_name`` (what a job writes as ``trigger:``) and ``config_schema`` (its
-        options, merged into the job's schema). Classes with ``type_name = "watch"`` must
-        declare ``schemes``: the ``source:`` URL schemes they serve (``"s3"``; ``"file"``
-        also claims plain paths). Two plugins claiming the same type name (or the same
-        watch scheme) is a configuration error naming both distributions.
+        options, merged into the job's schema). A class may also declare ``schemes``,
+        the ``source:`` URL schemes it serves (``("s3",)``; ``"file"`` also claims plain
+        paths): several classes then share one type name, and a job's ``source:`` picks
+        the class, its options and its messages. Every class of a type routed that way
+        must declare schemes. Two plugins claiming the same type name (or the same type
+        and scheme) is a configuration error naming both distributions.
 
     All results are collected (a list of lists). Subclass
     :class:`firelink_core.abc.ScheduleTrigger` for time-based triggers: the engine then
