@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from firelink_fs import FsWatchTrigger
 
-from firelink_core.events import TriggerEvent
+from firelink_core.plugin_api import TriggerEvent
 from firelink_core.testing import EventRecorder
 
 _sentinels = itertools.count()

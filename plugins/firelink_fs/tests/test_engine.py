@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from firelink_core.plugins import make_plugins
-from firelink_core.records import RunState
+from firelink_core.plugin_api import RunState
 from firelink_core.testing import EngineHarness, async_wait_for, run_engine
 
 # The job records the variables it was given, one file per run.
@@ -22,12 +21,6 @@ RECORD = (
 # The same, cheaper for a thousand runs: the path (or the batch's paths) only. No ${VAR}:
 # the config interpolates those when it loads.
 RECORD_SH = 'printf "%s\\n" "$FIRELINK_FS_PATH" "$FIRELINK_FS_PATHS" > "$OUT/$FIRELINK_RUN_ID"'
-
-
-@pytest.fixture(autouse=True)
-def _needs_subprocess_executor() -> None:
-    if "subprocess" not in make_plugins(env=True).executors():
-        pytest.skip("the core's subprocess executor is not registered yet")
 
 
 def _config(out: Path, extra: str = "", command: str | None = None) -> str:

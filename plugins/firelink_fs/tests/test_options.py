@@ -11,20 +11,15 @@ import pytest
 from firelink_fs._options import parse_options
 from firelink_fs.trigger import FsWatchTrigger
 
-from firelink_core.config import validate_text
-from firelink_core.plugins import make_plugins
+from firelink_core import make_plugins, validate_text
 from firelink_core.testing import TriggerContract, TriggerUnderTest
-
-_SUBPROCESS_MISSING = "unknown executor type 'subprocess'"
 
 
 def _errors(job_yaml: str, config_dir: Path) -> list[str]:
     """Located errors of one job as ``"LINE: message"`` (config file in ``config_dir``)."""
     text = "jobs:\n  - name: ingest\n    command: [cat]\n" + job_yaml
     errors = validate_text(text, str(config_dir / "firelink.yaml"))
-    # Jobs default to the core's subprocess executor: while it is not registered yet, its
-    # absence is not this plugin's error.
-    return [f"{e.line}: {e.message}" for e in errors if not e.message.startswith(_SUBPROCESS_MISSING)]
+    return [f"{e.line}: {e.message}" for e in errors]
 
 
 def test_the_installed_plugin_serves_local_watch_sources() -> None:

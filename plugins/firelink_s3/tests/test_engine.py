@@ -10,8 +10,7 @@ from typing import Any
 
 import pytest
 
-from firelink_core.plugins import make_plugins
-from firelink_core.records import RunState
+from firelink_core.plugin_api import RunState
 from firelink_core.testing import EngineHarness, async_wait_for, run_engine
 
 from .conftest import MotoServer, SeaweedServer, s3_client
@@ -24,12 +23,6 @@ RECORD = (
     "env = {k: v for k, v in os.environ.items() if k.startswith('FIRELINK_')}; "
     "pathlib.Path(os.environ['OUT'], env['FIRELINK_RUN_ID'] + '.json').write_text(json.dumps(env))"
 )
-
-
-@pytest.fixture(autouse=True)
-def _needs_subprocess_executor() -> None:
-    if "subprocess" not in make_plugins(env=False).executors():
-        pytest.skip("the core's subprocess executor is not registered yet")
 
 
 def _config(bucket: str, endpoint: str, out: Path) -> str:
