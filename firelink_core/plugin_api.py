@@ -55,7 +55,7 @@ from .events import (
     TriggerEvent,
 )
 from .hookspecs import hookimpl
-from .logs import CappedLogWriter, attempt_log_path, log_tail_lines
+from .logs import CappedLogWriter, attempt_log_path, log_tail_lines, parse_dropped_marker, read_log
 from .model import JobSpec, TriggerSpec
 from .records import (
     DEDUPE_SECONDS,
@@ -120,8 +120,10 @@ __all__ = [
     "format_duration",
     "hookimpl",
     "log_tail_lines",
+    "parse_dropped_marker",
     "parse_duration",
     "parse_size",
     "prune_selection",
+    "read_log",
     "size_schema",
 ]

@@ -18,8 +18,14 @@ from typing import Any
 
 import pytest
 
-from ..logs import read_log
-from ..plugin_api import AttemptRecord, AttemptReporter, AttemptRequest, AttemptResult, Executor
+from ..plugin_api import (
+    AttemptRecord,
+    AttemptReporter,
+    AttemptRequest,
+    AttemptResult,
+    Executor,
+    read_log,
+)
 from ._contexts import executor_context
 
 __all__ = ["ExecutorContract", "ExecutorUnderTest", "RecordingReporter"]
