@@ -12,7 +12,6 @@ import os
 import socket
 from collections import deque
 from collections.abc import Coroutine, Iterable, Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +19,10 @@ from .._clock import SystemClock
 from ..abc import (
     AttemptResult,
     Clock,
-    Executor,
     ScheduleTrigger,
     Storage,
     StorageConflict,
     Trigger,
-    TriggerHealth,
 )
 from ..durations import format_duration
 from ..events import (
@@ -49,8 +46,9 @@ from ..plugins import Plugins
 from ..records import AttemptRecord, RunRecord, RunState
 from . import retention
 from .attempts import START_WRITE_DELAY, STOPPED, attempt_outcome, attempt_request
+from .components import Executors, Triggers
 from .conditions import DONE_STATES, Conditions, build_dag
-from .contexts import EngineExecutorContext, EngineStorageContext, EngineTriggerContext, Reporter
+from .contexts import EngineStorageContext, Reporter
 from .errors import EngineError
 from .ids import new_id
 from .notifications import Notifications
@@ -118,11 +116,8 @@ class Engine:
         self._notifications = Notifications(plugins)
         self._retention = Retention()
         self._outcomes = JobOutcomes()
-        # components
-        self._executors: dict[str, Executor] = {}
-        self._triggers: dict[str, tuple[Trigger, EngineTriggerContext]] = {}
-        self._requests: dict[str, tuple[TriggerSpec, type[Trigger]]] = {}
-        """Per job, its first started trigger whose class declares ``on_request``."""
+        self._executors = Executors(plugins)
+        self._triggers = Triggers(plugins)
         self._to_plan: list[tuple[JobSpec, TriggerSpec, type[Trigger]]] = []
         # coordination
         self._events: deque[TriggerEvent] = deque()
@@ -202,7 +197,7 @@ class Engine:
                 self._spawn(self._plan_deferred())
         except BaseException:
             self._stopping = True
-            for key in list(self._triggers):
+            for key in self._triggers.keys():
                 await self._stop_trigger(key)
             for task in list(self._bg) + list(self._tasks.values()):
                 task.cancel()
@@ -213,25 +208,11 @@ class Engine:
         self._timer.wake.set()
 
     async def _start_components(self, jobs: Iterable[JobSpec]) -> None:
-        executors = self.plugins.executors()
-        for job in jobs:
-            kind = job.executor.type
-            if kind in self._executors:
-                continue
-            cls = executors.get(kind)
-            if cls is None:
-                raise EngineError(f"job {job.name!r}: no plugin provides executor type {kind!r}")
-            executor = cls(EngineExecutorContext(kind, self.config))
-            await executor.start()
-            self._executors[kind] = executor
+        await self._executors.start(jobs, self.config)
         await self._notifications.start(self.config.notifiers, self.config)
 
     async def _close_components(self) -> None:
-        for executor in self._executors.values():
-            try:
-                await executor.stop()
-            except Exception:  # noqa: BLE001 - shutdown goes on
-                log.exception("executor %s failed to stop", executor.type_name)
+        await self._executors.stop()
         await self._notifications.stop()
         await self.storage.close()
 
@@ -249,7 +230,7 @@ class Engine:
 
     async def _stop(self, grace: float) -> None:
         self._stopping = True
-        for key in list(self._triggers):
+        for key in self._triggers.keys():
             await self._stop_trigger(key)
         if self._loop_task is not None:
             self._loop_task.cancel()
@@ -269,10 +250,7 @@ class Engine:
     async def _start_triggers(self, job: JobSpec, *, defer_schedules: bool = False) -> None:
         if not job.enabled:
             return
-        for spec in job.triggers:
-            cls = self.plugins.trigger_class(spec.type, spec.options.get("source"))
-            if cls is None:
-                raise EngineError(f"job {job.name!r}: no plugin provides trigger type {spec.type!r}")
+        for spec, cls in self._triggers.classes(job):
             if defer_schedules and issubclass(cls, ScheduleTrigger):
                 self._to_plan.append((job, spec, cls))
                 continue
@@ -281,28 +259,14 @@ class Engine:
     async def _start_trigger(
         self, job: JobSpec, spec: TriggerSpec, cls: type[Trigger], *, plan_from: float | None = None
     ) -> None:
-        context = EngineTriggerContext(
-            job, spec, emit=self._emit, storage=self.storage, clock=self.clock, config=self.config,
-            on_request=cls.on_request,
+        trigger = self._triggers.create(
+            job, spec, cls, emit=self._emit, storage=self.storage, clock=self.clock, config=self.config
         )
-        try:
-            trigger = cls(spec, context)
-        except Exception as exc:  # noqa: BLE001 - reported as a located error
-            raise EngineError(f"job {job.name!r}: trigger {spec.type!r} cannot be created: {exc}") from None
-        self._triggers[spec.key] = (trigger, context)
-        if cls.on_request:
-            self._requests.setdefault(job.name, (spec, cls))
         if isinstance(trigger, ScheduleTrigger):
+            # Planned before it starts: missed fires are emitted before new ones.
             self._timer.add_schedule(spec.key, trigger)
             await self._plan_schedule(spec.key, plan_from=plan_from)
-        try:
-            await trigger.start()
-        except Exception as exc:  # noqa: BLE001 - one broken trigger must not stop the daemon
-            log.exception("trigger %s failed to start", spec.key)
-            context.set_health("degraded", f"failed to start: {exc}")
-            return
-        if isinstance(trigger, ScheduleTrigger) and context.health.state == "starting":
-            context.set_health("ok")
+        await self._triggers.start(spec.key)
 
     async def _plan_deferred(self) -> None:
         """Create and plan the schedules of a starting engine in the background.
@@ -323,16 +287,8 @@ class Engine:
                 await asyncio.sleep(0)
 
     async def _stop_trigger(self, key: str) -> None:
-        entry = self._triggers.pop(key, None)
         self._timer.remove_schedule(key)
-        if entry is None:
-            return
-        trigger, context = entry
-        context.mark_stopped()
-        try:
-            await trigger.stop()
-        except Exception:  # noqa: BLE001
-            log.exception("trigger %s failed to stop", key)
+        await self._triggers.stop(key)
 
     # ------------------------------------------------------------------ trigger -> event queue
     async def _emit(
@@ -395,7 +351,7 @@ class Engine:
         spec_job = self._jobs.get(job)
         if spec_job is None:
             raise KeyError(job)
-        spec, key, cls = request_spec(spec_job, self._requests.get(job), self.plugins.triggers())
+        spec, key, cls = request_spec(spec_job, self._triggers.requests.get(job), self.plugins.triggers())
         run_id = new_id()
         options = {"with_upstream": True} if with_upstream else {}
         payload = cls.request_payload(with_upstream=with_upstream)
@@ -918,7 +874,7 @@ class Engine:
         for name in result.removed + result.changed:
             for spec in self._jobs[name].triggers:
                 await self._stop_trigger(spec.key)
-            self._requests.pop(name, None)
+            self._triggers.forget_job(name)
         for name in result.removed:
             self._retired[name] = self._jobs[name]
         for name in result.added:
@@ -949,25 +905,12 @@ class Engine:
         """One entry per configured job."""
         out = []
         for job in self._jobs.values():
-            health: dict[str, TriggerHealth] = {}
-            dues: list[datetime] = []
-            for spec in job.triggers:
-                entry = self._triggers.get(spec.key)
-                if entry is None:
-                    continue
-                trigger, context = entry
-                health[spec.key] = context.health
-                if self._timer.is_schedule(spec.key):
-                    due = self._timer.next_due(spec.key)
-                else:
-                    due = trigger.next_due()
-                if due is not None:
-                    dues.append(due)
+            health, next_due = self._triggers.health_and_next_due(job, self._timer)
             out.append(
                 job_status(
                     job,
                     health=health,
-                    next_due=min(dues) if dues else None,
+                    next_due=next_due,
                     running=self._slots.executing(job.name),
                     waiting=self._conditions.waiting_count(job.name),
                     outcomes=self._outcomes,
