@@ -8,8 +8,8 @@ import types
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-from ..engine import Engine
 from ..abc import Clock, Component, Storage
+from ..engine import Engine
 from ..hookspecs import hookimpl
 from ..model import Config
 from ..plugins import BASE_OF_KIND, HOOK_OF_KIND, PluginInfo, Plugins, make_plugins
