@@ -102,7 +102,10 @@ def test_every_distribution_declares_license_readme_pythons_and_urls(
 def test_every_package_ships_py_typed() -> None:
     for path in PROJECTS:
         setuptools = _load(path)["tool"]["setuptools"]
-        top_level = [p for p in setuptools["packages"] if "." not in p]
+        packages = setuptools["packages"]
+        listed = packages if isinstance(packages, list) else packages["find"]["include"]
+        top_level = [p for p in listed if "." not in p and "*" not in p]
+        assert top_level, path
         for package in top_level:
             assert (path.parent / package / "py.typed").is_file(), f"{package}/py.typed is missing"
             assert "py.typed" in setuptools["package-data"].get(package, []), f"{package}: py.typed not package data"
