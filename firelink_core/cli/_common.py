@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import functools
-import os
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import click
 
@@ -22,7 +20,6 @@ __all__ = [
     "EXIT_USAGE",
     "EXIT_NOT_RUNNING",
     "fail",
-    "pipe_safe",
     "duration_param",
     "address_param",
     "load_config_or_exit",
@@ -34,28 +31,11 @@ EXIT_USAGE = 2
 """Also an unknown job name (the argument is wrong)."""
 EXIT_NOT_RUNNING = 3
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 
 def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
     """Print ``firelink: message`` on stderr and exit with ``code``."""
     click.echo(f"firelink: {message}", err=True)
     sys.exit(code)
-
-
-def pipe_safe(func: F) -> F:
-    """``firelink runs | head`` closes the pipe early: end quietly, as other Unix tools do."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except BrokenPipeError:
-            # Python would complain again while flushing stdout at exit.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(EXIT_FAILURE)
-
-    return wrapper  # type: ignore[return-value]
 
 
 def duration_param(_ctx: click.Context, param: click.Parameter, value: Any) -> float | None:

@@ -15,7 +15,7 @@ from .._control import ControlError, DaemonNotRunning, run_from_dict
 from .._daemon import lock_holder
 from ..durations import format_duration
 from ..records import RunRecord, RunState
-from ._common import EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, duration_param, fail, pipe_safe
+from ._common import EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, duration_param, fail
 from ._format import (
     iso_to_ts,
     last_run_text,
@@ -37,7 +37,6 @@ _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 @click.command("status")
 @locate_options
-@pipe_safe
 def status_cmd(state_dir: Path | None, config_path: Path | None, as_json: bool) -> None:
     """Show the daemon and every job: triggers, state, last run, next due time.
 
@@ -146,7 +145,6 @@ def _parse_env(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--with-upstream", is_flag=True, help="Run the job's depends_on jobs first.")
 @click.option("--env", "env_items", multiple=True, metavar="KEY=VALUE", help="Extra variables for the job (repeatable).")
 @locate_options
-@pipe_safe
 def trigger_cmd(
     job: str,
     wait: bool,

@@ -13,7 +13,7 @@ from .._control import ControlError, DaemonNotRunning, attempt_from_dict, run_fr
 from ..durations import format_duration
 from ..logs import attempt_log_path, read_log
 from ..records import AttemptRecord, RunRecord, RunState
-from ._common import fail, pipe_safe
+from ._common import fail
 from ._format import print_json, result_text, show_stream_message, table, when
 from ._target import Target, complete_jobs, control_failure, locate_options, not_running
 
@@ -26,7 +26,6 @@ __all__ = ["COMMANDS", "runs_cmd", "logs_cmd"]
 @click.option("--state", "states", multiple=True, type=click.Choice([s.value for s in RunState]),
               help="Only runs in this state (repeatable).")
 @locate_options
-@pipe_safe
 def runs_cmd(
     job: str | None, limit: int, states: tuple[str, ...], state_dir: Path | None,
     config_path: Path | None, as_json: bool,
@@ -70,7 +69,6 @@ def runs_cmd(
               help="The daemon's state directory. Env FIRELINK_STATE_DIR.")
 @click.option("-c", "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               envvar="FIRELINK_CONFIG", help="A config file whose state_dir to use. Env FIRELINK_CONFIG.")
-@pipe_safe
 def logs_cmd(job: str, run_id: str | None, follow: bool, state_dir: Path | None, config_path: Path | None) -> None:
     """Print a run's output (JOB's latest run by default), every attempt in order.
 
