@@ -149,8 +149,9 @@ class Trigger(Component):
     """
 
     schemes: ClassVar[tuple[str, ...]] = ()
-    """For ``trigger: watch``: the ``source:`` URL schemes this class serves (``("s3",)``).
-    ``"file"`` also claims plain paths. Empty for triggers without a ``source``."""
+    """The ``source:`` URL schemes this class serves (``("s3",)``; ``"file"`` also claims
+    plain paths). When set, classes of the same ``type_name`` share it and a job's
+    ``source:`` picks one (``trigger: watch`` works so). Empty: one class per type."""
     on_request: ClassVar[bool] = False
     """This trigger type stands for runs started by hand (``firelink trigger JOB``,
     ``Engine.trigger``). A request runs under the job's first trigger whose class declares
