@@ -2,26 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
-
 import pytest
 
 from firelink_core.builtin.memory import MemoryStorage
 from firelink_core.builtin.sqlite import SqliteStorage
-from firelink_core.plugin_api import Storage
-from firelink_core.testing import BasicStorageContext, StorageContract
+from firelink_core.testing import StorageContract, StorageUnderTest
 
 
 class TestMemoryStorage(StorageContract):
-    keeps_history = False
-
     @pytest.fixture
-    def make_storage(self, tmp_path: Path) -> Callable[[], Storage]:
-        return lambda: MemoryStorage({}, BasicStorageContext(tmp_path))
+    def storage_under_test(self) -> StorageUnderTest:
+        return StorageUnderTest(MemoryStorage, keeps_history=False)
 
 
 class TestSqliteStorage(StorageContract):
     @pytest.fixture
-    def make_storage(self, tmp_path: Path) -> Callable[[], Storage]:
-        return lambda: SqliteStorage({}, BasicStorageContext(tmp_path / "state"))
+    def storage_under_test(self) -> StorageUnderTest:
+        return StorageUnderTest(SqliteStorage)

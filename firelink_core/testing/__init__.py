@@ -18,6 +18,7 @@ _EXPORTS = {
     "EventRecorder": "._recorder",
     "FakeClock": "._recorder",
     "StorageContract": "._storage_contract",
+    "StorageUnderTest": "._storage_contract",
     "BasicStorageContext": "._storage_contract",
     "ExecutorContract": "._executor_contract",
     "ExecutorUnderTest": "._executor_contract",

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Callable, Coroutine, Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import pytest
 
@@ -21,7 +22,7 @@ from ..plugin_api import (
     TriggerEvent,
 )
 
-__all__ = ["StorageContract", "BasicStorageContext"]
+__all__ = ["StorageContract", "StorageUnderTest", "BasicStorageContext"]
 
 T = TypeVar("T")
 Run = Callable[[Coroutine[Any, Any, T]], T]
@@ -59,27 +60,38 @@ def finished(id: str, *, job: str = "jobA", at: float, ended: float | None = Non
     )
 
 
+@dataclass
+class StorageUnderTest:
+    """What a storage plugin's test supplies to :class:`StorageContract`."""
+
+    cls: type[Storage]
+    """The storage class; the contract makes it with a :class:`BasicStorageContext` on the
+    test's own state directory (``tmp_path / "state"``)."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """The ``storage:`` options. They must reach a state that is empty when the test starts
+    (for a server: a fresh database or schema per test)."""
+    keeps_history: bool = True
+    """Whether the history can be read once the daemon stopped (``Storage.open_readonly``);
+    false for a backend whose state ends with the daemon's process (``memory``)."""
+
+
 class StorageContract:
-    """Subclass it as ``Test<Backend>Storage`` and override the ``make_storage`` fixture::
+    """Subclass it as ``Test<Backend>Storage`` and override the ``storage_under_test`` fixture::
 
         class TestSqliteStorage(StorageContract):
             @pytest.fixture
-            def make_storage(self, tmp_path):
-                return lambda: SqliteStorage({}, BasicStorageContext(tmp_path))
+            def storage_under_test(self) -> StorageUnderTest:
+                return StorageUnderTest(SqliteStorage, {"synchronous": "normal"})
 
-    ``make_storage()`` returns a new, unopened storage; every call within one test must
-    reach the same state (same folder, same database), which starts empty: that is how the
-    contract plays a daemon writing and a CLI command reading after it stopped. Most tests
-    use the ``storage`` fixture, one of them opened; the contract closes it after each test.
-    A backend whose state ends with the daemon's process sets ``keeps_history = False``.
+    ``make_storage()`` returns a new, unopened storage; every call within one test reaches
+    the same state: that is how the contract plays a daemon writing, then a CLI command
+    reading after it stopped. Most tests use the ``storage`` fixture, one of them opened,
+    which the contract closes after each test.
 
     ``run`` executes a coroutine on one event loop that lives for the whole test (fixture
     and test body alike), so backends whose connections belong to a loop work too. Helpers
     that build records live in this module: ``event``, ``run_record``, ``finished``.
     """
-
-    keeps_history: ClassVar[bool] = True
-    """Whether the history can be read once the daemon stopped (``Storage.open_readonly``)."""
 
     @pytest.fixture
     def run(self) -> Iterator[Run[Any]]:
@@ -87,8 +99,14 @@ class StorageContract:
             yield runner.run
 
     @pytest.fixture
-    def make_storage(self) -> Callable[[], Storage]:
-        raise NotImplementedError("override the `make_storage` fixture: return a factory of unopened storages")
+    def storage_under_test(self) -> StorageUnderTest:
+        raise NotImplementedError("override the storage_under_test fixture")
+
+    @pytest.fixture
+    def make_storage(self, storage_under_test: StorageUnderTest, tmp_path: Path) -> Callable[[], Storage]:
+        """A new, unopened storage on this test's state, as an engine makes it."""
+        subject = storage_under_test
+        return lambda: subject.cls(dict(subject.options), BasicStorageContext(tmp_path / "state"))
 
     @pytest.fixture
     def storage(self, make_storage: Callable[[], Storage], run: Run[Any]) -> Iterator[Storage]:
@@ -401,11 +419,11 @@ class StorageContract:
 
     # reading the history while the daemon is down ---------------------
     def test_open_readonly_of_a_fresh_state_creates_nothing(
-        self, make_storage: Callable[[], Storage], run: Run[Any], tmp_path: Path
+        self, storage_under_test: StorageUnderTest, make_storage: Callable[[], Storage], run: Run[Any], tmp_path: Path
     ) -> None:
         before = sorted(tmp_path.rglob("*"))
         reader = make_storage()
-        if not self.keeps_history:
+        if not storage_under_test.keeps_history:
             with pytest.raises(StorageError, match="keeps no history"):
                 run(reader.open_readonly())
             return
@@ -417,8 +435,10 @@ class StorageContract:
         run(again.close())
         assert sorted(tmp_path.rglob("*")) == before
 
-    def test_open_readonly_reads_what_the_daemon_wrote(self, make_storage: Callable[[], Storage], run: Run[Any]) -> None:
-        if not self.keeps_history:
+    def test_open_readonly_reads_what_the_daemon_wrote(
+        self, storage_under_test: StorageUnderTest, make_storage: Callable[[], Storage], run: Run[Any]
+    ) -> None:
+        if not storage_under_test.keeps_history:
             pytest.skip("this backend keeps no history once the daemon stops")
         daemon = make_storage()
         run(daemon.open())
