@@ -50,7 +50,8 @@ def main() -> int:
             except PackageNotFoundError:
                 installed = "missing"
             status = "ok" if installed != "missing" and _release(installed) == _release(bound) else "NOT THE BOUND"
-            print(f"{path.parent.name or 'core'}: {name}>={bound}: installed {installed}  {status}")
+            dist = "firelink-core" if path.parent == ROOT else path.parent.name.replace("_", "-")
+            print(f"{dist}: {name}>={bound}: installed {installed}  {status}")
             if status != "ok":
                 wrong.append(name)
     if wrong:
