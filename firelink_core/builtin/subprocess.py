@@ -12,11 +12,17 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from ..abc import AttemptReporter, AttemptRequest, AttemptResult, Executor, Problem
-from ..durations import format_duration
-from ..hookspecs import hookimpl
-from ..logs import CappedLogWriter
-from ..records import AttemptRecord
+from ..plugin_api import (
+    AttemptRecord,
+    AttemptReporter,
+    AttemptRequest,
+    AttemptResult,
+    CappedLogWriter,
+    Executor,
+    Problem,
+    format_duration,
+    hookimpl,
+)
 
 __all__ = ["SubprocessExecutor", "process_start_time", "group_alive", "terminate_group"]
 
