@@ -60,11 +60,11 @@ def sample_run_events(log_path: str | Path | None = None) -> list[RunEvent]:
     """One event of each kind, for a failed-then-retried run of job ``etl`` (run ``run123``)."""
     now = time.time()
     run = RunRecord(
-        id="run123", job="etl", state=RunState.FAILED, trigger="cron", created_at=now - 5,
+        id="run123", job="etl", state=RunState.FAILED, trigger="schedule", created_at=now - 5,
         started_at=now - 4, finished_at=now, attempts=3, exit_code=2,
         env={"FIRELINK_CONTRACT": SECRET_ENV_VALUE}, log_path=None if log_path is None else str(log_path),
     )
-    attempt = AttemptRecord(run_id=run.id, number=3, executor="subprocess", started_at=now - 4)
+    attempt = AttemptRecord(run_id=run.id, number=3, executor="local", started_at=now - 4)
     return [
         RunQueued(run=run), RunWaiting(run=run), RunStarted(run=run, attempt=attempt),
         RunRetrying(run=run, attempt=attempt, delay=30.0), RunSucceeded(run=run), RunFailed(run=run, attempt=attempt),

@@ -44,7 +44,7 @@ def event(
     id: str = "e1", *, job: str = "jobA", key: str | None = None, at: float = T0, dedupe: str | None = None, **kw: Any
 ) -> TriggerEvent:
     return TriggerEvent(
-        id=id, job=job, trigger=kw.pop("trigger", "manual"), trigger_key=key or f"{job}#0", created_at=at,
+        id=id, job=job, trigger=kw.pop("trigger", "by-hand"), trigger_key=key or f"{job}#0", created_at=at,
         dedupe_key=dedupe, **kw,
     )
 
@@ -118,7 +118,7 @@ class StorageContract:
     # events -------------------------------------------------------------
     def test_event_round_trips_every_field(self, storage: Storage, run: Run[Any]) -> None:
         stored = TriggerEvent(
-            id="e1", job="jobA", trigger="watch", trigger_key="jobA#1",
+            id="e1", job="jobA", trigger="on-change", trigger_key="jobA#1",
             payload={"path": "/in/a b.csv", "size": 12, "nested": {"list": [1, 2.5, None, True]}, "é": "ü"},
             env={"FIRELINK_FS_PATH": "/in/a b.csv"}, created_at=T0, scheduled_for=T0 - 0.5,
             dedupe_key="etag-1", run_id="r-pre", options={"with_upstream": True},
@@ -192,7 +192,7 @@ class StorageContract:
 
     def test_run_round_trips_every_field(self, storage: Storage, run: Run[Any]) -> None:
         record = RunRecord(
-            id="r1", job="jobA", state=RunState.RETRYING, trigger="cron", trigger_key="jobA#0", event_id="e1",
+            id="r1", job="jobA", state=RunState.RETRYING, trigger="schedule", trigger_key="jobA#0", event_id="e1",
             payload={"scheduled_for": "2024-01-01T00:00:00+00:00", "n": [1, {"a": None}]},
             env={"FIRELINK_X": "1"}, created_at=T0, scheduled_for=T0 - 1.5, started_at=T0 + 0.125,
             finished_at=None, attempts=2, next_attempt_at=T0 + 30.75, exit_code=3, signal=15,
@@ -311,7 +311,7 @@ class StorageContract:
             exit_code=None, signal=9, timed_out=True, error="killed", log_path="/l/r1.2.log",
             handle={"container": "abc123", "labels": {"x": "y"}},
         )
-        first = AttemptRecord(run_id="r1", number=1, executor="subprocess", started_at=T0, handle={"pid": 42})
+        first = AttemptRecord(run_id="r1", number=1, executor="local", started_at=T0, handle={"pid": 42})
         run(storage.add_attempt(second))
         run(storage.add_attempt(first))
         assert run(storage.list_attempts("r1")) == [first, second]
@@ -319,7 +319,7 @@ class StorageContract:
 
     def test_update_attempt(self, storage: Storage, run: Run[Any]) -> None:
         run(storage.create_run(run_record("r1")))
-        run(storage.add_attempt(AttemptRecord(run_id="r1", number=1, executor="subprocess", started_at=T0)))
+        run(storage.add_attempt(AttemptRecord(run_id="r1", number=1, executor="local", started_at=T0)))
         run(storage.update_attempt("r1", 1, finished_at=T0 + 3, exit_code=0, handle={"pid": 7, "pgid": 7}))
         (got,) = run(storage.list_attempts("r1"))
         assert (got.finished_at, got.exit_code, got.handle, got.timed_out) == (T0 + 3, 0, {"pid": 7, "pgid": 7}, False)
@@ -330,7 +330,7 @@ class StorageContract:
 
     def test_attempts_refuse_duplicates_and_unknown_runs(self, storage: Storage, run: Run[Any]) -> None:
         run(storage.create_run(run_record("r1")))
-        attempt = AttemptRecord(run_id="r1", number=1, executor="subprocess", started_at=T0)
+        attempt = AttemptRecord(run_id="r1", number=1, executor="local", started_at=T0)
         run(storage.add_attempt(attempt))
         with pytest.raises(StorageConflict):
             run(storage.add_attempt(AttemptRecord(run_id="r1", number=1, executor="docker", started_at=T0 + 1)))
@@ -365,11 +365,11 @@ class StorageContract:
         for i in range(5):
             run(storage.create_run(finished(f"f{i}", at=T0 + i * DAY)))
             run(storage.add_attempt(
-                AttemptRecord(run_id=f"f{i}", number=1, executor="subprocess", started_at=T0 + i * DAY,
+                AttemptRecord(run_id=f"f{i}", number=1, executor="local", started_at=T0 + i * DAY,
                               log_path=f"/logs/jobA/f{i}.1.log")
             ))
         run(storage.add_attempt(
-            AttemptRecord(run_id="f0", number=2, executor="subprocess", started_at=T0 + 60, log_path="/logs/jobA/f0.2.log")
+            AttemptRecord(run_id="f0", number=2, executor="local", started_at=T0 + 60, log_path="/logs/jobA/f0.2.log")
         ))
         run(storage.create_run(run_record("running", at=T0 - DAY, state=RunState.RUNNING, log_path="/logs/jobA/running.1.log")))
         run(storage.create_run(run_record("queued", at=T0 + 0.5 * DAY)))
@@ -443,7 +443,7 @@ class StorageContract:
         daemon = make_storage()
         run(daemon.open())
         run(daemon.create_run(run_record("r1", state=RunState.SUCCESS)))
-        attempt = AttemptRecord(run_id="r1", number=1, executor="subprocess", started_at=T0, exit_code=0)
+        attempt = AttemptRecord(run_id="r1", number=1, executor="local", started_at=T0, exit_code=0)
         run(daemon.add_attempt(attempt))
         run(daemon.close())
         reader = make_storage()
