@@ -127,7 +127,10 @@ def _check_text(
         plugins = make_plugins(config_plugins=_config_plugins(located.data), extra=extra_plugins)
     errors.extend(_plugin_errors(plugins, located, filename))
     if interpolated:
-        unset = [Issue(path, f"environment variable {var!r} is not set", "env") for path, var in interpolate(located, environ)]
+        unset = [
+            Issue(path, f"environment variable {var!r} is not set", "env")
+            for path, var in interpolate(located, environ)
+        ]
         errors.extend(_to_errors(unset, located, filename))
     issues = validate_data(located, plugins, config_dir=config_dir, interpolated=interpolated)
     errors.extend(_to_errors(issues, located, filename))
