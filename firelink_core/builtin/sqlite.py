@@ -9,7 +9,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from ..plugin_api import (
     hookimpl,
     parse_duration,
 )
+from ._sqlite_lock import DatabaseLock
 from ._sqlite_schema import (
     ATTEMPT_COLUMNS,
     EVENT_COLUMNS,
@@ -118,6 +119,50 @@ def _column_value(name: str, value: Any) -> Any:
     return value
 
 
+def _sql_limit(limit: int | None) -> int:
+    # SQLite's LIMIT is a 64-bit integer; a larger one asks for everything, as -1 does.
+    return -1 if limit is None or limit >= 2**63 else limit
+
+
+_RESTORE_ADVICE = (
+    " Nothing was changed. Restore it from a backup, or salvage what is readable with"
+    " `sqlite3 {path} .recover | sqlite3 repaired.db` and put repaired.db in its place;"
+    " or move {path} and its -wal and -shm files away to start with an empty history."
+)
+
+
+def _advice(path: Path, exc: sqlite3.Error) -> str:
+    text = str(exc)
+    if "malformed" in text or "not a database" in text or "corrupt" in text:
+        return _RESTORE_ADVICE.format(path=path)
+    return ""
+
+
+def _check_not_emptied(path: Path) -> None:
+    """Refuse an empty file where a database was: SQLite would quietly start a new one."""
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise StorageError(f"cannot open the database {path}: {exc.strerror or exc}") from None
+    if size == 0:
+        raise StorageError(
+            f"the database {path} is empty (0 bytes): its history is gone, and firelink does not"
+            " silently start a new one." + _RESTORE_ADVICE.format(path=path)
+        )
+
+
+def _check_integrity(conn: sqlite3.Connection, path: Path) -> None:
+    """``PRAGMA quick_check`` at start: damage is reported once, before any run depends on it.
+
+    It reads every page once (about 0.1 s for 100 MB here, see docs/storage.md), without
+    the index cross-checks of ``integrity_check`` that take minutes on large files.
+    """
+    rows = [row[0] for row in conn.execute("PRAGMA quick_check(5)").fetchall()]
+    if rows != ["ok"]:
+        detail = "; ".join(str(row) for row in rows)
+        raise StorageError(f"the database {path} is damaged ({detail})." + _RESTORE_ADVICE.format(path=path))
+
+
 class SqliteStorage(Storage):
     """State in one SQLite file (WAL): the default storage, durable across crashes and restarts.
 
@@ -173,6 +218,7 @@ class SqliteStorage(Storage):
         # Serialises use of the one connection should a caller come from a worker thread.
         self._lock = threading.RLock()
         self._dedupe_adds = 0
+        self._db_lock: DatabaseLock | None = None
         self.readonly = bool(options.get("readonly", False))
         self.path = self._resolve_path()
 
@@ -216,15 +262,53 @@ class SqliteStorage(Storage):
         sync = str(self.options.get("synchronous", "normal")).upper()
         if sync not in ("NORMAL", "FULL"):
             raise StorageError(f"storage option synchronous: expected normal or full, got {sync.lower()!r}")
-        existed = path.exists()
-        if self.readonly and not existed:
-            raise StorageError(f"no firelink database at {path} (has the daemon ever run with this config?)")
-        if not existed:
-            # State may hold event payloads and paths: private to the daemon's user.
-            Path(self.context.state_dir).expanduser().mkdir(mode=0o700, parents=True, exist_ok=True)
-            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-            os.close(fd)
+        if self.readonly:
+            if not path.exists():
+                raise StorageError(f"no firelink database at {path} (has the daemon ever run with this config?)")
+            return self._open_existing(path, busy, sync)
+        # State may hold event payloads and paths: private to the daemon's user.
+        Path(self.context.state_dir).expanduser().mkdir(mode=0o700, parents=True, exist_ok=True)
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lock = DatabaseLock(path)
+        lock.acquire()
+        try:
+            if not path.exists():
+                self._create(path)
+            conn = self._open_existing(path, busy, sync)
+        except BaseException:
+            lock.release()
+            raise
+        self._db_lock = lock
+        return conn
+
+    def _create(self, path: Path) -> None:
+        """Build a new database under a temporary name and move it into place once complete.
+
+        So a file at ``path`` always is a whole database: an empty or half-made one there
+        means damage, never a start interrupted by a crash, and is refused rather than
+        silently re-created (see ``_check_not_emptied``).
+        """
+        tmp = path.with_name(f".{path.name}.creating")
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            with suppress(FileNotFoundError):
+                leftover.unlink()
+        try:
+            os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600))
+            conn = sqlite3.connect(tmp, isolation_level=None)
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                migrate(conn, self.migrations)
+            finally:
+                conn.close()  # the last connection checkpoints the WAL into the file
+            os.rename(tmp, path)  # no other writer: DatabaseLock is held
+        except sqlite3.Error as exc:
+            raise StorageError(f"cannot create the database {path}: {exc}") from None
+        except OSError as exc:
+            raise StorageError(f"cannot create the database {path}: {exc.strerror or exc}") from None
+        self._logger.info("%s: new database, schema version %d", path, len(self.migrations))
+
+    def _open_existing(self, path: Path, busy: float, sync: str) -> sqlite3.Connection:
+        _check_not_emptied(path)
         try:
             conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, cached_statements=256)
         except sqlite3.Error as exc:
@@ -246,6 +330,7 @@ class SqliteStorage(Storage):
                     )
                 conn.execute("PRAGMA query_only = ON")
             else:
+                _check_integrity(conn, path)
                 mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
                     self._logger.warning("%s: journal mode %s (WAL unavailable here): readers may block", path, mode)
@@ -266,7 +351,7 @@ class SqliteStorage(Storage):
             raise
         except sqlite3.Error as exc:
             conn.close()
-            raise StorageError(f"cannot use {path} as a firelink database: {exc}") from None
+            raise StorageError(f"cannot use {path} as a firelink database: {exc}{_advice(path, exc)}") from None
         return conn
 
     async def close(self) -> None:
@@ -277,8 +362,13 @@ class SqliteStorage(Storage):
             try:
                 if not self.readonly:
                     conn.execute("PRAGMA optimize")
+            except sqlite3.Error as exc:
+                self._logger.warning("%s: closing: %s", self.path, exc)
             finally:
                 conn.close()
+                lock, self._db_lock = self._db_lock, None
+                if lock is not None:
+                    lock.release()
 
     # plumbing -------------------------------------------------------------
     def _connection(self) -> sqlite3.Connection:
@@ -295,15 +385,17 @@ class SqliteStorage(Storage):
             conn = self._connection()
             try:
                 conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
+            except sqlite3.DatabaseError as exc:
                 raise self._error(exc) from None
             try:
                 yield conn
             except sqlite3.IntegrityError as exc:
                 conn.execute("ROLLBACK")
                 raise StorageConflict(f"{self.path}: {exc}") from None
-            except sqlite3.OperationalError as exc:
-                conn.execute("ROLLBACK")
+            except sqlite3.DatabaseError as exc:
+                # A damaged page or a lost lock: the rollback may fail the same way.
+                with suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
                 raise self._error(exc) from None
             except BaseException:
                 conn.execute("ROLLBACK")
@@ -313,19 +405,20 @@ class SqliteStorage(Storage):
             except sqlite3.Error as exc:
                 # Leave the connection usable for the next call whatever went wrong.
                 if conn.in_transaction:
-                    conn.execute("ROLLBACK")
+                    with suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 raise self._error(exc) from None
 
     def _error(self, exc: sqlite3.Error) -> StorageError:
         if self.readonly and "readonly" in str(exc):
             return StorageError(f"{self.path} is opened read-only: {exc}")
-        return StorageError(f"{self.path}: {exc}")
+        return StorageError(f"{self.path}: {exc}{_advice(self.path, exc)}")
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._lock:
             try:
                 return self._connection().execute(sql, params).fetchall()
-            except sqlite3.OperationalError as exc:
+            except sqlite3.DatabaseError as exc:
                 raise self._error(exc) from None
 
     # events -------------------------------------------------------------
@@ -358,7 +451,7 @@ class SqliteStorage(Storage):
         return True
 
     async def pending_events(self, limit: int | None = None) -> list[TriggerEvent]:
-        rows = self._read(f"{_EVENT_SELECT} ORDER BY created_at, seq LIMIT ?", (-1 if limit is None else limit,))
+        rows = self._read(f"{_EVENT_SELECT} ORDER BY created_at, seq LIMIT ?", (_sql_limit(limit),))
         return [_event_from_row(row) for row in rows]
 
     async def drop_event(self, event_id: str) -> None:
@@ -447,7 +540,7 @@ class SqliteStorage(Storage):
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY created_at DESC, seq DESC LIMIT ?"
-        params.append(-1 if limit is None else limit)
+        params.append(_sql_limit(limit))
         return [_run_from_row(row) for row in self._read(sql, params)]
 
     # attempts -----------------------------------------------------------

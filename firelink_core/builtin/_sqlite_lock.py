@@ -1,0 +1,69 @@
+"""The writer's lock of a SQLite database: ``<db>.lock`` beside it, one writing daemon per file."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+from pathlib import Path
+
+from ..plugin_api import StorageError
+
+__all__ = ["DatabaseLock", "lock_path"]
+
+
+def lock_path(db: Path) -> Path:
+    """The lock file of database ``db``: ``<db>.lock``."""
+    return db.with_name(db.name + ".lock")
+
+
+class DatabaseLock:
+    """An exclusive ``flock`` on ``<db>.lock`` holding the writer's pid, kept while the storage is open.
+
+    Two daemons recovering the same runs would each take the other's live runs for crashed
+    ones, so a second writer is refused rather than queued. Readers (the CLI's history) never
+    take it. The kernel drops it when the process dies, even by ``kill -9``.
+    """
+
+    def __init__(self, db: Path) -> None:
+        self.db = db
+        self.path = lock_path(db)
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        try:
+            # O_NOFOLLOW: a planted symlink must not make us truncate someone else's file.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except OSError as exc:
+            raise StorageError(f"cannot open the database lock {self.path}: {exc.strerror or exc}") from None
+        if os.fstat(fd).st_uid != os.geteuid():
+            os.close(fd)
+            raise StorageError(f"the database lock {self.path} belongs to another user: refusing to use it")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = _read_pid(fd)
+            os.close(fd)
+            who = f"pid {holder}" if holder else "another process"
+            raise StorageError(
+                f"the database {self.db} is in use by another firelink daemon ({who}): two daemons"
+                " cannot share one database file. Stop the other daemon, or give this one its own"
+                " storage path (storage: {type: sqlite, path: ...})."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.ftruncate(self._fd, 0)
+            os.close(self._fd)
+            self._fd = None
+
+
+def _read_pid(fd: int) -> int | None:
+    try:
+        return int(os.pread(fd, 32, 0).decode().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
