@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from . import __version__
 from ._control import SOCKET_NAME, ControlClient, ControlError, ControlServer, DaemonNotRunning
+from ._state_dir import UnsafeStateDir, check_state_dir
 from ._systemd import SystemdNotifier
 from .abc import StorageError
 from .durations import format_duration
@@ -53,7 +54,11 @@ LOCK_RETRY = 1.0
 
 
 def ensure_state_dir(path: Path) -> Path:
-    """Create the state directory owner-only (0700); an existing one is left as it is."""
+    """Create the state directory owner-only (0700); an existing one is left as it is.
+
+    Raises ``UnsafeStateDir`` when another user could redirect the daemon's writes there
+    (see ``check_state_dir``), ``OSError`` when it cannot be created.
+    """
     path = path.expanduser().absolute()
     if not path.exists():
         path.mkdir(parents=True, mode=0o700)
@@ -61,15 +66,25 @@ def ensure_state_dir(path: Path) -> Path:
         os.chmod(path, 0o700)
     elif not path.is_dir():
         raise NotADirectoryError(errno.ENOTDIR, "the state directory is not a directory", str(path))
+    check_state_dir(path)
     return path
 
 
 def state_dir_warning(path: Path) -> str | None:
-    """A warning when other users can enter the state directory (runs, logs, the socket)."""
+    """A warning when other users can read the state directory (runs, logs, the socket)."""
     mode = path.stat().st_mode & 0o777
     if mode & 0o077:
-        return f"state directory {path} is accessible to other users (mode {mode:03o}); consider chmod 700"
+        return f"state directory {path} is readable by other users (mode {mode:03o}); consider chmod 700"
     return None
+
+
+def _create_private(path: Path, flags: int = os.O_RDWR) -> int:
+    """Open ``path`` for the daemon, creating it 0600; never through a symlink, never another user's file."""
+    fd = os.open(path, flags | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+    if os.fstat(fd).st_uid != os.geteuid():
+        os.close(fd)
+        raise UnsafeStateDir(f"refusing the state directory {path.parent}: {path.name} belongs to another user")
+    return fd
 
 
 # --------------------------------------------------------------------------- lock
@@ -101,7 +116,7 @@ class StateLock:
         self._fd: int | None = None
 
     def acquire(self, retry: float = LOCK_RETRY) -> None:
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fd = _create_private(self.path)
         deadline = time.monotonic() + retry
         while True:
             try:
@@ -517,22 +532,39 @@ def run_daemon(
     state_dir = Path(config.state_dir)
     try:
         state_dir = ensure_state_dir(state_dir)
+    except UnsafeStateDir as exc:
+        print(f"firelink: {exc}", file=err)
+        return 1
     except OSError as exc:
         print(f"firelink: cannot create the state directory {state_dir}: {exc.strerror or exc}", file=err)
         return 1
     lock = StateLock(state_dir)
     try:
         lock.acquire()
-    except AlreadyRunning as exc:
+    except (AlreadyRunning, UnsafeStateDir) as exc:
         print(f"firelink: {exc}", file=err)
         return 1
+    except OSError as exc:
+        print(_unwritable(state_dir, exc), file=err)
+        return 1
     pid_file = state_dir / PID_NAME
+    wrote_pid = False
     try:
-        # Under the lock, a socket left by a killed daemon is ours to remove.
-        with contextlib.suppress(FileNotFoundError):
-            (state_dir / SOCKET_NAME).unlink()
-        pid_file.write_text(f"{os.getpid()}\n")
-        setup_logging(log_format, log_level, file=state_dir / LOG_NAME if log_to_file else None)
+        try:
+            # Under the lock, a socket left by a killed daemon is ours to remove.
+            with contextlib.suppress(FileNotFoundError):
+                (state_dir / SOCKET_NAME).unlink()
+            fd = _create_private(pid_file, os.O_WRONLY | os.O_TRUNC)
+            wrote_pid = True
+            with os.fdopen(fd, "w") as f:
+                f.write(f"{os.getpid()}\n")
+            setup_logging(log_format, log_level, file=state_dir / LOG_NAME if log_to_file else None)
+        except UnsafeStateDir as exc:
+            print(f"firelink: {exc}", file=err)
+            return 1
+        except OSError as exc:
+            print(_unwritable(state_dir, exc), file=err)
+            return 1
         warning = state_dir_warning(state_dir)
         if warning:
             log.warning(warning)
@@ -545,9 +577,19 @@ def run_daemon(
             log.exception("firelink stopped on an unexpected error")
             return 1
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            pid_file.unlink()
+        if wrote_pid:
+            with contextlib.suppress(FileNotFoundError):
+                pid_file.unlink()
         lock.release()
+
+
+def _unwritable(state_dir: Path, exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    return (
+        f"firelink: cannot write in the state directory {state_dir}{where}: {exc.strerror or exc};"
+        " the daemon keeps its lock, pid file, socket, database and job logs there: make it writable"
+        " by the daemon's user or choose another with --state-dir"
+    )
 
 
 def spawn_detached(
@@ -561,10 +603,14 @@ def spawn_detached(
     """
     out = out or sys.stdout
     err = err or sys.stderr
-    state_dir = ensure_state_dir(state_dir)
+    try:
+        state_dir = ensure_state_dir(state_dir)
+    except UnsafeStateDir as exc:
+        print(f"firelink: {exc}", file=err)
+        return 1
     log_path = state_dir / LOG_NAME
-    with open(log_path, "ab") as log_file:
-        start_offset = log_file.tell()
+    with os.fdopen(_create_private(log_path, os.O_WRONLY | os.O_APPEND), "ab") as log_file:
+        start_offset = log_file.seek(0, os.SEEK_END)
         proc = subprocess.Popen(
             [*_firelink_command(), "run", *args, "--detached-child"],
             stdin=subprocess.DEVNULL,
