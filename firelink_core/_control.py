@@ -12,6 +12,7 @@ import enum
 import functools
 import json
 import logging
+import math
 import os
 import socket
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
@@ -40,8 +41,25 @@ log = logging.getLogger("firelink.control")
 
 SOCKET_NAME = "firelink.sock"
 PROTOCOL_VERSION = 1
-MAX_LINE = 1024 * 1024
-"""The longest request line the server accepts (bytes)."""
+MAX_LINE = 64 * 1024
+"""The longest request line the server accepts (bytes): a trigger with a large ``--env`` fits."""
+IDLE_TIMEOUT = 10.0
+"""Seconds a connection may take to send a whole request line before it is closed."""
+MAX_CONNECTIONS = 64
+"""Open control connections at most; more are answered ``busy`` and closed."""
+MAX_GRACE = 365 * 86400.0
+"""The longest ``stop`` grace accepted (seconds); longer ones overflow the event loop's timers."""
+REQUEST_FIELDS: Mapping[str, frozenset[str]] = {
+    "ping": frozenset(),
+    "status": frozenset(),
+    "trigger": frozenset({"job", "env", "with_upstream", "follow"}),
+    "follow": frozenset({"run_id"}),
+    "runs": frozenset({"job", "states", "limit"}),
+    "run": frozenset({"run_id", "job"}),
+    "reload": frozenset(),
+    "stop": frozenset({"grace"}),
+}
+"""Each command and the fields its request may carry besides ``cmd``."""
 FOLLOW_INTERVAL = 0.25
 """How often a follower looks for new log output while a client streams a running job."""
 CLOSE_WAIT = 2.0
@@ -246,14 +264,24 @@ class ControlServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
+        if len(self._clients) >= MAX_CONNECTIONS:
+            # Each connection may buffer MAX_LINE bytes: the cap bounds the daemon's memory.
+            with contextlib.suppress(ConnectionError):
+                await _send(writer, _error("busy", f"too many control connections ({MAX_CONNECTIONS}): try again"))
+            writer.close()
+            return
         if task is not None:
             self._clients.add(task)
         try:
             while True:
                 try:
-                    line = await reader.readline()
+                    # A deadline per request, not a sweep: an idle daemon runs no timer at all.
+                    line = await asyncio.wait_for(reader.readline(), IDLE_TIMEOUT)
                 except (ValueError, asyncio.LimitOverrunError):
-                    await _send(writer, {"ok": False, "error": {"code": "bad-request", "message": "request line too long"}})
+                    await _send(writer, _error("bad-request", f"request line too long (over {MAX_LINE} bytes)"))
+                    return
+                except asyncio.TimeoutError:
+                    await _send(writer, _error("timeout", f"no complete request within {IDLE_TIMEOUT:g}s: closing"))
                     return
                 if not line:
                     return
@@ -269,19 +297,12 @@ class ControlServer:
 
     async def _dispatch(self, line: bytes, writer: asyncio.StreamWriter) -> None:
         try:
-            request = json.loads(line)
-            if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
-                raise ValueError("a request is a JSON object with a string 'cmd'")
-        except ValueError as exc:
-            await _send(writer, {"ok": False, "error": {"code": "bad-request", "message": str(exc)}})
+            request = _parse_request(line)
+        except ControlError as exc:
+            await _send(writer, {"ok": False, "error": exc.as_dict()})
             return
         cmd = request["cmd"]
         handler = getattr(self, f"_cmd_{cmd}", None)
-        if handler is None:
-            await _send(
-                writer, {"ok": False, "error": {"code": "unknown-command", "message": f"unknown command {cmd!r}"}}
-            )
-            return
         try:
             await handler(request, writer)
         except ControlError as exc:
@@ -319,22 +340,22 @@ class ControlServer:
 
     async def _cmd_trigger(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
         job = self._check_job(request.get("job"))
-        env = request.get("env") or {}
-        if not isinstance(env, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
-            raise ControlError("bad-request", "env must map names to strings")
+        env = _check_env(request.get("env"))
+        with_upstream = _check_flag(request, "with_upstream")
+        follow = _check_flag(request, "follow")
         if self.daemon.stopping:
             raise ControlError("stopping", "the daemon is stopping: no new runs")
         try:
-            run_id = await self.daemon.engine.trigger(job, env, with_upstream=bool(request.get("with_upstream")))
+            run_id = await self.daemon.engine.trigger(job, env, with_upstream=with_upstream)
         except KeyError as exc:
             raise ControlError("unknown-job", f"no job named {job!r}", job=job, suggestions=[]) from exc
         await _ok(writer, {"run_id": run_id, "job": job})
-        if request.get("follow"):
+        if follow:
             await self._stream_run(run_id, writer)
 
     async def _cmd_follow(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
-        run_id = request.get("run_id")
-        if not isinstance(run_id, str):
+        run_id = _check_text(request.get("run_id"), "run_id")
+        if run_id is None:
             raise ControlError("bad-request", "run_id is required")
         run = await self.daemon.engine.storage.get_run(run_id)
         if run is None:
@@ -352,7 +373,7 @@ class ControlServer:
             self._check_job(job)
         states = _parse_states(request.get("states"))
         limit = request.get("limit", 50)
-        if limit is not None and (not isinstance(limit, int) or limit < 1):
+        if limit is not None and (type(limit) is not int or limit < 1):
             raise ControlError("bad-request", "limit must be a positive integer")
         runs = await self.daemon.engine.storage.list_runs(job, states=states, limit=limit)
         await _ok(writer, {"runs": to_jsonable(runs)})
@@ -360,9 +381,9 @@ class ControlServer:
     async def _cmd_run(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
         """One run and its attempts; ``run_id`` or ``job`` (its latest run)."""
         storage = self.daemon.engine.storage
-        run_id = request.get("run_id")
+        run_id = _check_text(request.get("run_id"), "run_id")
         if run_id is not None:
-            run = await storage.get_run(str(run_id))
+            run = await storage.get_run(run_id)
             if run is None:
                 raise ControlError("unknown-run", f"no run {run_id!r}", run_id=run_id)
         else:
@@ -379,12 +400,72 @@ class ControlServer:
 
     async def _cmd_stop(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
         grace = request.get("grace")
-        if grace is not None and (not isinstance(grace, (int, float)) or grace < 0):
-            raise ControlError("bad-request", "grace must be a non-negative number of seconds")
+        if grace is not None and (
+            type(grace) not in (int, float) or not math.isfinite(grace) or not 0 <= grace <= MAX_GRACE
+        ):
+            raise ControlError(
+                "bad-request", f"grace must be a number of seconds from 0 to {MAX_GRACE:.0f}, got {grace!r}"
+            )
         await _ok(writer, {"pid": os.getpid()})
         # The answer is sent at once; the final message when the engine has stopped.
         await self.daemon.stop(grace)
         await _send(writer, {"done": True})
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ControlError("bad-request", f"{name} is not a JSON number")
+
+
+def _parse_request(line: bytes) -> dict[str, Any]:
+    """The request object of one line, its command known and its fields those of the command."""
+    try:
+        request = json.loads(line, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ControlError("bad-request", "the request is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError and undecodable bytes alike
+        raise ControlError("bad-request", f"the request is not JSON: {exc}") from None
+    if not isinstance(request, dict) or not isinstance(request.get("cmd"), str):
+        raise ControlError("bad-request", "a request is a JSON object with a string 'cmd'")
+    cmd = request["cmd"]
+    allowed = REQUEST_FIELDS.get(cmd)
+    if allowed is None:
+        raise ControlError("unknown-command", f"unknown command {cmd[:100]!r}")
+    unknown = sorted(str(key)[:100] for key in request if key != "cmd" and key not in allowed)
+    if unknown:
+        accepted = ", ".join(sorted(allowed)) or "none"
+        raise ControlError(
+            "bad-request", f"unknown field {', '.join(map(repr, unknown))} for {cmd!r} (accepted: {accepted})"
+        )
+    return request
+
+
+def _check_text(raw: Any, name: str) -> str | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or not raw or len(raw) > 1024:
+        raise ControlError("bad-request", f"{name} must be a non-empty string")
+    return raw
+
+
+def _check_flag(request: Mapping[str, Any], name: str) -> bool:
+    raw = request.get(name, False)
+    if not isinstance(raw, bool):
+        raise ControlError("bad-request", f"{name} must be true or false")
+    return raw
+
+
+def _check_env(raw: Any) -> dict[str, str]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+        raise ControlError("bad-request", "env must map names to strings")
+    for key, value in raw.items():
+        # What execve cannot pass: the run would fail only once started.
+        if not key or "=" in key or "\0" in key:
+            raise ControlError("bad-request", f"env name {key[:100]!r} is empty or holds '=' or NUL")
+        if "\0" in value:
+            raise ControlError("bad-request", f"the value of env {key[:100]!r} holds NUL")
+    return raw
 
 
 def _parse_states(raw: Any) -> list[RunState] | None:
@@ -394,8 +475,13 @@ def _parse_states(raw: Any) -> list[RunState] | None:
         raise ControlError("bad-request", "states must be a list")
     try:
         return [RunState(s) for s in raw]
-    except ValueError as exc:
-        raise ControlError("bad-request", str(exc)) from exc
+    except (ValueError, TypeError):
+        names = ", ".join(state.value for state in RunState)
+        raise ControlError("bad-request", f"states must be run states ({names})") from None
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    return {"ok": False, "error": {"code": code, "message": message}}
 
 
 async def _send(writer: asyncio.StreamWriter, message: Mapping[str, Any]) -> None:

@@ -294,3 +294,11 @@ def test_history_of_a_memory_storage_is_gone_with_the_daemon(tmp_path: Path) -> 
     assert result.returncode == 1
     assert "memory keeps no history once the daemon stops" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_every_control_command_declares_its_request_fields() -> None:
+    # A command missing from REQUEST_FIELDS would be answered "unknown command".
+    from firelink_core._control import REQUEST_FIELDS, ControlServer
+
+    commands = {name.removeprefix("_cmd_") for name in dir(ControlServer) if name.startswith("_cmd_")}
+    assert commands == set(REQUEST_FIELDS)
