@@ -9,6 +9,8 @@ needed to write a plugin. Test helpers for plugins live in ``firelink_core.testi
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from ._version import __version__ as FIRELINK_VERSION
 from .abc import (
     AttemptReporter,
@@ -109,6 +111,7 @@ __all__ = [
     "StorageConflict",
     "StorageContext",
     "StorageError",
+    "SubprocessExecutor",
     "Trigger",
     "TriggerContext",
     "TriggerEvent",
@@ -127,3 +130,16 @@ __all__ = [
     "read_log",
     "size_schema",
 ]
+
+if TYPE_CHECKING:
+    from .builtin.subprocess import SubprocessExecutor
+
+
+def __getattr__(name: str) -> Any:
+    # The subprocess executor (reused by executors that run commands on other hosts, such as
+    # firelink-celery's workers) imports this module, so it is loaded on first use here.
+    if name == "SubprocessExecutor":
+        from .builtin.subprocess import SubprocessExecutor
+
+        return SubprocessExecutor
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -277,6 +277,12 @@ class SubprocessExecutor(Executor):
         finally:
             log.close()
 
+    async def run_logged(self, request: AttemptRequest, reporter: AttemptReporter, log: CappedLogWriter) -> AttemptResult:
+        """``run``, with the output written to ``log`` (its ``write``, ``note`` and ``will_trim``)
+        instead of ``request.log_path``: for executors that run commands as this one does, on
+        another host, and carry the output themselves (firelink-celery's workers)."""
+        return await self._run(request, reporter, log)
+
     async def _run(self, request: AttemptRequest, reporter: AttemptReporter, log: CappedLogWriter) -> AttemptResult:
         loop = asyncio.get_running_loop()
         try:
