@@ -10,12 +10,12 @@ from collections.abc import Mapping
 from importlib import resources
 from typing import Any
 
-from .plugins import Plugins
+from .plugins import SCHEME_PREFIX, Plugins
 
 __all__ = ["core_schema", "merged_schema", "options_schema", "JOB_KEYS", "JOB_SETTINGS", "TOP_KEYS"]
 
-# A ``source:`` with a URL scheme; the ``file`` scheme also claims plain paths (see ``source_scheme``).
-_OTHER_SCHEME = r"[A-Za-z][A-Za-z0-9+.-]*://"
+# A ``source:`` naming a URL scheme; the ``file`` scheme also claims plain paths (see ``source_scheme``).
+_OTHER_SCHEME = SCHEME_PREFIX.pattern.lstrip("^")
 
 
 @functools.lru_cache(maxsize=1)

@@ -8,7 +8,26 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Located", "YamlProblem", "load_located", "typed_scalar"]
+__all__ = [
+    "MAX_ALIAS_REFERENCES",
+    "MAX_DOCUMENT_BYTES",
+    "MIN_EXPANSION_BUDGET",
+    "Located",
+    "YamlProblem",
+    "load_located",
+    "typed_scalar",
+]
+
+MAX_DOCUMENT_BYTES = 32 * 1024 * 1024
+"""The largest config read (an honest 20,000-job config is about 5 MB)."""
+MIN_EXPANSION_BUDGET = 100_000
+"""Values a document may build whatever its size; beyond it, no more values than characters.
+
+Without aliases a document cannot hold more values than characters, so only aliases (a
+"billion laughs" bomb) can exceed the budget, and the memory they take stays bounded.
+"""
+MAX_ALIAS_REFERENCES = 10_000
+"""Alias references followed (nested ones included) whatever the size; beyond it, one per 16 characters."""
 
 try:  # libyaml parses several times faster; the pure-Python loader gives the same nodes
     _Base: type = yaml.CSafeLoader
@@ -32,17 +51,54 @@ def typed_scalar(text: str) -> Any:
     return yaml.safe_load(text) if tag in _TYPED_TAGS else text
 
 
+class _TooLarge(Exception):
+    """Aliases expand the document beyond its budget (see ``MIN_EXPANSION_BUDGET``)."""
+
+    def __init__(self, node: yaml.Node, message: str) -> None:
+        super().__init__(message)
+        self.node = node
+        self.message = message
+
+
 class _Loader(_Base):  # type: ignore[misc, valid-type]
-    """The safe loader with the implicit tag of plain scalars memoized.
+    """The safe loader with the implicit tag of plain scalars memoized, and a budget.
 
     Resolving a plain scalar's tag (int? bool? null?) runs a few regexes per value, and a
-    config repeats the same keys and values thousands of times.
+    config repeats the same keys and values thousands of times. The composer shares one
+    node between an anchor and its aliases; the budget bounds what building the data
+    from that graph (and merging ``<<:`` keys) may multiply it into.
     """
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.budget = max(MIN_EXPANSION_BUDGET, len(text))
+        self.values_left = self.budget
+        self.references_left = max(MAX_ALIAS_REFERENCES, len(text) // 16)
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
         if kind is yaml.ScalarNode and implicit[0] and len(value) <= 64:
             return _plain_scalar_tag(value)
         return super().resolve(kind, value, implicit)
+
+    def spend(self, node: yaml.Node, values: int) -> None:
+        """Charge ``values`` built from the document; ``_TooLarge`` once the budget is spent."""
+        self.values_left -= values
+        if self.values_left < 0:
+            raise _TooLarge(
+                node,
+                "its aliases expand this document to more values than it may hold "
+                f"(at most {self.budget:,}): an alias bomb?",
+            )
+
+    def follow(self, node: yaml.Node) -> None:
+        """Count one more alias reference followed."""
+        self.references_left -= 1
+        if self.references_left < 0:
+            raise _TooLarge(node, "too many alias references (an alias bomb?)")
+
+    def flatten_mapping(self, node: Any) -> None:
+        super().flatten_mapping(node)
+        self.spend(node, len(node.value))
 
 Path = tuple[str | int, ...]
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -106,18 +162,29 @@ def _pos(node: yaml.Node) -> tuple[int, int]:
 
 
 class _Builder:
-    def __init__(self, loader: Any, located: Located) -> None:
+    def __init__(self, loader: _Loader, located: Located) -> None:
         self.loader = loader
         self.loc = located
+        self.merged: dict[int, int] = {}
+        """Per collection node built (``id``): how many of its pairs came from ``<<:`` merges.
+        A node met again is an alias; its merge keys were flattened the first time."""
 
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.loc.values[path] = _pos(node)
+        self.loader.spend(node, 1)
+        if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            if id(node) in self.merged:
+                self.loader.follow(node)
+            elif isinstance(node, yaml.SequenceNode):
+                self.merged[id(node)] = 0
         if isinstance(node, yaml.MappingNode):
-            own = sum(1 for k, _v in node.value if k.tag != "tag:yaml.org,2002:merge")
-            # Resolves ``<<: *anchor`` merge keys the way PyYAML's own constructor does: the
-            # merged pairs come first and the mapping's own keys override them.
-            self.loader.flatten_mapping(node)
-            merged = len(node.value) - own
+            merged = self.merged.get(id(node))
+            if merged is None:
+                own = sum(1 for k, _v in node.value if k.tag != "tag:yaml.org,2002:merge")
+                # Resolves ``<<: *anchor`` merge keys the way PyYAML's own constructor does:
+                # the merged pairs come first and the mapping's own keys override them.
+                self.loader.flatten_mapping(node)
+                merged = self.merged[id(node)] = len(node.value) - own
             result: dict[Any, Any] = {}
             first_seen: dict[Any, int] = {}
             for position, (key_node, value_node) in enumerate(node.value):
@@ -244,8 +311,26 @@ def _build_events(loader: Any, located: Located, depth: int | None) -> None:
     located.data = data
 
 
+def _alias_site(located: Located, node: yaml.Node) -> tuple[int, int]:
+    """Where to report an alias bomb: the top-level key whose value expands (an alias's
+    node is its anchor's, defined elsewhere), else the anchor."""
+    top = [located.keys[path] for path in located.keys if len(path) == 1]
+    return top[-1] if top else _pos(node)
+
+
 def load_located(text: str) -> Located:
-    """Parse one YAML document; syntax errors and duplicate keys land in ``problems``."""
+    """Parse one YAML document; syntax errors and duplicate keys land in ``problems``.
+
+    A document longer than ``MAX_DOCUMENT_BYTES``, or whose aliases expand beyond its
+    budget (``MIN_EXPANSION_BUDGET``, ``MAX_ALIAS_REFERENCES``), is a problem too, found
+    before it takes more memory or time than its size warrants.
+    """
+    size = len(text.encode("utf-8", "surrogatepass")) if len(text) * 4 > MAX_DOCUMENT_BYTES else len(text)
+    if size > MAX_DOCUMENT_BYTES:
+        located = Located(data=None)
+        message = f"the config is {size / 2**20:.1f} MiB; firelink reads at most {MAX_DOCUMENT_BYTES // 2**20} MiB"
+        located.problems.append(YamlProblem(None, None, message))
+        return located
     if _Base is not yaml.SafeLoader:
         located = Located(data=None)
         loader = _Base(text)
@@ -263,6 +348,11 @@ def load_located(text: str) -> Located:
         node = loader.get_single_node()
         if node is not None:
             located.data = _Builder(loader, located).build(node, ())
+    except _TooLarge as exc:
+        located.problems.append(YamlProblem(*_alias_site(located, exc.node), exc.message))
+        located.data = None
+        located.values.clear()
+        located.keys.clear()
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         message = exc.problem or str(exc)

@@ -27,6 +27,7 @@ from .model import (
 )
 from .plugins import Plugins, make_plugins
 from .validation import Issue, validate_data
+from .validation.messages import shortened
 
 __all__ = [
     "ConfigError",
@@ -57,7 +58,7 @@ class ConfigError:
             where += f":{self.line}"
             if self.column is not None:
                 where += f":{self.column}"
-        job = f" job {self.job!r}:" if self.job else ""
+        job = f" job {shortened(self.job)}:" if self.job else ""
         return f"{where}:{job} {self.message}"
 
     def as_dict(self) -> dict[str, Any]:

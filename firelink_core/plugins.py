@@ -9,6 +9,7 @@ import importlib
 import importlib.metadata as md
 import logging
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
@@ -31,7 +32,9 @@ __all__ = [
     "HOOK_OF_KIND",
     "BASE_OF_KIND",
     "scheme_key",
+    "SCHEME_PREFIX",
     "source_scheme",
+    "source_url_problem",
 ]
 
 log = logging.getLogger("firelink.plugins")
@@ -354,12 +357,37 @@ class Plugins:
                 log.exception("plugin %s failed in firelink_run_event", impl.plugin_name)
 
 
+SCHEME_PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*):")
+"""A ``source:`` starting with an RFC 3986 scheme and a colon names that scheme, even when
+malformed (``s3:/bucket``, ``file:/x``); anything else is a local path (``./a:b``)."""
+
+
 def source_scheme(source: str) -> str:
-    """``s3://b/p`` -> ``s3``; a plain path or ``file://`` -> ``file``."""
-    head, sep, _rest = source.partition("://")
-    if sep and head and head.isascii() and head.replace("+", "").replace("-", "").isalnum():
-        return head.lower()
-    return "file"
+    """``s3://b/p`` -> ``s3``; ``S3:b`` -> ``s3`` (malformed: see ``source_url_problem``);
+    a plain path -> ``file``."""
+    match = SCHEME_PREFIX.match(source)
+    return match.group(1).lower() if match else "file"
+
+
+def source_url_problem(source: str) -> tuple[str, str] | None:
+    """Why a ``source:`` that names a scheme is not a well-formed ``scheme://...`` URL, and the
+    form likely meant; ``None`` for a well-formed URL or a plain path."""
+    match = SCHEME_PREFIX.match(source)
+    if match is None:
+        return None
+    written, rest = match.group(1), source[match.end():]
+    scheme = written.lower()
+    if written == scheme and rest.startswith("//") and rest.strip("/"):
+        return None
+    body = rest.lstrip("/")
+    meant = f"{scheme}:///{body}" if scheme == "file" else f"{scheme}://{body or 'NAME/'}"
+    if written != scheme:
+        why = f"the scheme is written in lower case ({scheme}://)"
+    elif not rest.startswith("//"):
+        why = f"{scheme}: URLs start with {scheme}://"
+    else:
+        why = f"nothing follows {scheme}://"
+    return why, meant
 
 
 def _env_plugins() -> list[str]:

@@ -341,7 +341,7 @@ def test_any_trigger_type_declaring_schemes_is_routed_by_the_source_scheme() -> 
 
     assert messages("trigger: fetch, source: 'ftp://h/d', passive: true") == []
     assert messages("trigger: fetch, source: 'http://h/d', passive: true") == [
-        "unknown key 'passive' in job 'a'"
+        "unknown key 'passive' in job 'a' ('passive' is an option of trigger: fetch with an ftp:// source)"
     ]
     assert messages("trigger: fetch") == ["missing required key 'source' for trigger 'fetch'"]
     assert messages("trigger: fetch, source: 'gopher://h/'") == [

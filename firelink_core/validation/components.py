@@ -10,7 +10,14 @@ from typing import Any
 
 from .._config_schema import options_schema
 from ..abc import Component, Problem
-from ..plugins import FIRST_PARTY_HINTS, Plugins, scheme_key, source_scheme
+from ..plugins import (
+    BASE_OF_KIND,
+    FIRST_PARTY_HINTS,
+    Plugins,
+    scheme_key,
+    source_scheme,
+    source_url_problem,
+)
 from .issues import Checks, PathT
 from .messages import is_placeholder, schema_issues, suggest
 from .validators import Validator, validator
@@ -68,6 +75,23 @@ def _kind_key_of(plugins: Plugins, cls: type[Component]) -> tuple[str, str] | No
     return None
 
 
+def _kind_of(cls: type[Component]) -> str:
+    return next(kind for kind, base in BASE_OF_KIND.items() if issubclass(cls, base))
+
+
+@functools.lru_cache(maxsize=8)
+def _option_owners(plugins: Plugins, kind: str) -> dict[str, list[str]]:
+    """Every option key an installed component of ``kind`` accepts, and which components:
+    a key misspelt on one type is often meant for another (``schedule`` on a manual job)."""
+    owners: dict[str, list[str]] = {}
+    for key, cls in sorted(plugins.components(kind).items()):
+        type_name, _, scheme = key.partition(":")
+        label = f"{kind}: {type_name}" + (f" with {_article(scheme)} {scheme}:// source" if scheme else "")
+        for option in cls.config_schema.get("properties", {}):
+            owners.setdefault(option, []).append(label)
+    return owners
+
+
 @functools.lru_cache(maxsize=512)
 def _component_validator(cls: type[Component]) -> tuple[frozenset[str], Validator]:
     schema = options_schema(cls.config_schema)
@@ -92,9 +116,16 @@ def check_options(
         if name in allowed:
             known_options[name] = value
             continue
-        close = difflib.get_close_matches(str(name), sorted(allowed | set(extra_allowed)), n=1, cutoff=0.6)
-        meant.update(close)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        own = allowed | set(extra_allowed)
+        others = _option_owners(checks.plugins, _kind_of(cls))
+        close = difflib.get_close_matches(str(name), sorted(own | set(others)), n=1, cutoff=0.6)
+        hint = ""
+        if close and close[0] in own:
+            meant.add(close[0])
+            hint = f" (did you mean {close[0]!r}?)"
+        elif close:
+            owner = f"{close[0]!r} is an option of {' or '.join(others[close[0]])}"
+            hint = f" ({owner})" if close[0] == name else f" (did you mean {close[0]!r}? {owner})"
         checks.add(base + (name,), f"unknown key {name!r} in {where}{hint}", "unknown-key", job=job, key=True)
     before = len(checks.issues)
     schema_issues(checks, options_validator, known_options, base, job=job, where=where)
@@ -156,19 +187,66 @@ def _scheme_trigger(checks: Checks, ttype: str, source: Any, base: PathT, job: s
     if not checks.interpolated and is_placeholder(source):
         return None
     plugins = checks.plugins
+    scheme = source_scheme(source)
+    hint = FIRST_PARTY_HINTS.get(("trigger", scheme_key(ttype, scheme)))
+    served = plugins.trigger_schemes(ttype)
+    if scheme not in served and not hint:
+        checks.add(base + ("source",), _unserved_scheme(plugins, ttype, source, scheme), "source", job=job)
+        return None
+    problem = source_url_problem(source)
+    if problem is not None:
+        why, meant = problem
+        checks.add(base + ("source",), f"malformed source {source!r}: {why} (did you mean {meant!r}?)", "source", job=job)
+        return None
     cls = plugins.trigger_class(ttype, source)
     if cls is not None:
         return cls
-    scheme = source_scheme(source)
-    hint = FIRST_PARTY_HINTS.get(("trigger", scheme_key(ttype, scheme)))
     if hint:
-        article = "an" if scheme[:1] in tuple("aeiohsx") else "a"
-        message = f"trigger {ttype!r} with {article} {scheme}:// source needs {_install_hint(plugins, hint)}"
+        message = f"trigger {ttype!r} with {_article(scheme)} {scheme}:// source needs {_install_hint(plugins, hint)}"
     else:
         listing = ", ".join(f"{s}://" for s in plugins.trigger_schemes(ttype)) or "none installed"
         message = f"no installed plugin {_third_person(ttype)} {scheme}:// sources (known: {listing})"
     checks.add(base + ("source",), message, "unknown-type", job=job)
     return None
+
+
+def _served(plugins: Plugins, ttype: str) -> list[str]:
+    """The ``source:`` forms ``trigger: ttype`` accepts, in words, with the first-party ones."""
+    schemes = set(plugins.trigger_schemes(ttype))
+    schemes.update(key.split(":", 1)[1] for kind, key in FIRST_PARTY_HINTS if kind == "trigger" and key.startswith(f"{ttype}:"))
+    return [f"{s}:// (or a path)" if s == "file" else f"{s}://" for s in sorted(schemes)]
+
+
+def _one_edit(a: str, b: str) -> bool:
+    """Whether ``a`` becomes ``b`` by one typo (a character changed, added or dropped):
+    schemes are too short for ratios (``gs`` is not a near miss of ``s3``, ``s4`` is)."""
+    if abs(len(a) - len(b)) > 1 or a == b:
+        return False
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) == 1
+    short, long = sorted((a, b), key=len)
+    return any(long[:i] + long[i + 1:] == short for i in range(len(long)))
+
+
+def _unserved_scheme(plugins: Plugins, ttype: str, source: str, scheme: str) -> str:
+    """A ``source:`` naming a scheme (``gs:``, ``s4://``) that no plugin serves for ``ttype``."""
+    served = _served(plugins, ttype)
+    listing = ", ".join(served) or "none installed"
+    url = source[len(scheme) + 1:].startswith("//")
+    message = f"no installed plugin {_third_person(ttype)} {scheme}:{'//' if url else ''} sources (known: {listing})"
+    close = [s.split(":", 1)[0] for s in served if _one_edit(scheme, s.split(":", 1)[0])]
+    if close:
+        rest = source[len(scheme) + 1:].lstrip("/")
+        meant = f"{close[0]}:///{rest}" if close[0] == "file" else f"{close[0]}://{rest}"
+        return f"{message}; did you mean {meant!r}?"
+    if "file" in (s.split(":", 1)[0] for s in served) and not url:
+        message += f"; a local folder of that name is written ./{source}"
+    return message
+
+
+def _article(scheme: str) -> str:
+    """The article of a scheme read letter by letter: an s3, an ftp, an http, a file."""
+    return "an" if scheme[:1] in tuple("aefhilmnorsx") else "a"
 
 
 def _third_person(verb: str) -> str:

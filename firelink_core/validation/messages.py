@@ -13,13 +13,18 @@ from .validators import CORE_DEFS, Validator
 if TYPE_CHECKING:
     import jsonschema
 
-__all__ = ["expected", "is_placeholder", "schema_issues", "suggest", "type_name"]
+__all__ = ["expected", "is_placeholder", "schema_issues", "shortened", "suggest", "type_name"]
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:
     """`` (did you mean 'x'?)`` for the closest choice, or nothing."""
     close = difflib.get_close_matches(word, sorted(set(choices)), n=1, cutoff=0.6)
     return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def shortened(text: str, keep: int = 40) -> str:
+    """``text`` quoted, cut in the middle when long (a 300-character name fills a terminal)."""
+    return repr(text) if len(text) <= keep else repr(text[: keep // 2]) + "..." + repr(text[-keep // 2 :])
 
 
 def type_name(value: Any) -> str:
@@ -127,6 +132,11 @@ def _map_error(checks: Checks, error: jsonschema.ValidationError, base: PathT, *
         message = f"expected at least {value}, got {inst!r}" if kind == "minimum" else f"expected more than {value}, got {inst!r}"
     elif kind in ("maximum", "exclusiveMaximum"):
         message = f"expected at most {value}, got {inst!r}" if kind == "maximum" else f"expected less than {value}, got {inst!r}"
+    elif kind == "maxLength" and error.schema.get("pattern") == CORE_DEFS["job_name"]["pattern"]:
+        message = (
+            f"invalid job name {shortened(inst)}: {len(inst)} characters, at most {value} "
+            "(the name is its log folder's name)"
+        )
     elif kind in ("minItems", "minLength") and value == 1:
         message = "must not be empty"
     else:

@@ -70,7 +70,7 @@ def check_notifiers(checks: Checks, data: dict[str, Any]) -> None:
     pattern = re.compile(CORE_DEFS["job_name"]["pattern"])
     for name, spec in value.items():
         path = ("notifiers", name)
-        if not pattern.match(str(name)):
+        if not pattern.match(str(name)) or str(name).endswith("\n"):
             checks.add(
                 path,
                 f"invalid notifier name {name!r}: use letters, digits, '_', '.' and '-', "
@@ -93,6 +93,8 @@ def _check_job_settings(
             job=job, where="executor",
         )
     _check_values(checks, mapping, base, job)
+    if isinstance(mapping.get("env"), dict):
+        _check_env(checks, mapping["env"], base + ("env",), job)
     notify = mapping.get("notify")
     if isinstance(notify, list):
         for i, rule in enumerate(notify):
@@ -102,6 +104,34 @@ def _check_job_settings(
             if isinstance(name, str) and name not in notifiers:
                 known = f" (defined: {', '.join(sorted(notifiers))})" if notifiers and not suggest(name, notifiers) else ""
                 checks.add(path, f"unknown notifier {name!r}{suggest(name, notifiers)}{known}", "unknown-notifier", job=job)
+
+
+def _check_env(checks: Checks, env: dict[str, Any], base: PathT, job: str | None) -> None:
+    """What no process environment can hold: a name with ``=`` or NUL, a value with NUL.
+    Values are never quoted back (they are often secrets)."""
+    for key, value in env.items():
+        name = str(key)
+        if not name or "=" in name or "\0" in name:
+            checks.add(
+                base + (key,),
+                f"invalid environment variable name {name!r}: a name is not empty and holds no '=' or NUL",
+                "env",
+                job=job,
+                key=True,
+            )
+        elif isinstance(value, str) and "\0" in value:
+            checks.add(base + (key,), f"the value of {name!r} holds a NUL character, which no environment can pass", "env", job=job)
+
+
+def _check_name_ends(checks: Checks, name: Any, path: PathT, what: str, job: str | None) -> None:
+    """A name the pattern lets through with a trailing newline (``$`` matches before it):
+    a YAML block scalar (``name: |``) keeps one."""
+    if isinstance(name, str) and name.endswith("\n"):
+        checks.add(
+            path,
+            f"invalid {what} name {name!r}: it ends in a newline (write it on the key's line, or use '|-')",
+            job=job,
+        )
 
 
 def check_defaults(checks: Checks, data: dict[str, Any]) -> None:
@@ -139,6 +169,7 @@ def check_job(checks: Checks, index: int, job: Any, notifiers: Mapping[str, Any]
     label = f"job {name!r}" if name else f"job #{index + 1}"
     core = {k: v for k, v in job.items() if k in JOB_KEYS}
     schema_issues(checks, _JOB_VALIDATOR, core, base, job=name, where=label)
+    _check_name_ends(checks, name, base + ("name",), "job", name)
     if "trigger" in job and "triggers" in job:
         checks.add(base + ("triggers",), "use either 'trigger' or 'triggers', not both", "schema", job=name, key=True)
     if "trigger" in job:
