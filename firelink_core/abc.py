@@ -254,7 +254,10 @@ class AttemptReporter(abc.ABC):
 
     @abc.abstractmethod
     async def started(self, handle: Mapping[str, Any]) -> None:
-        """The attempt is running; ``handle`` (pid, container id) is stored for crash recovery."""
+        """The attempt is running; ``handle`` (pid, container id) is stored for crash recovery.
+
+        May be called again with a fuller handle, which replaces the first (a remote executor
+        stores its task id before sending, then the worker that took the task)."""
 
     @abc.abstractmethod
     async def log(self, data: bytes) -> None:

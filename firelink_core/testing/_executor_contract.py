@@ -246,7 +246,8 @@ class ExecutorContract:
         result, reporter = self.run(make_executor(), make_request(self.sh("exit 0")))
         assert isinstance(result, AttemptResult) and result.ok
         assert result.exit_code == 0 and result.error is None and not result.timed_out
-        assert len(reporter.handles) == 1
+        # At least once; again when the executor learns more (the worker that took a remote attempt).
+        assert reporter.handles
 
     def test_non_zero_exit_code_propagates(self, make_executor, make_request):
         result, _ = self.run(make_executor(), make_request(self.sh("exit 3")))
