@@ -67,7 +67,10 @@ _RANGES = {
     "month": (1, 12),
     "day-of-week": (0, 7),
 }
-_NTH_WEEKDAY = re.compile(rf"^({_DAYS})#[1-5]$", re.IGNORECASE)
+_DAY_NUMBER = {name: str(number) for number, name in enumerate(_DAYS.split("|"))}
+# The k-th weekday (``5#3``, ``FRI#3``) and the last one (``5L``, ``FRIL``), cron's numbers 0-7.
+_NTH_WEEKDAY = re.compile(rf"^(\d+|{_DAYS})#(\d+)$", re.IGNORECASE)
+_LAST_WEEKDAY = re.compile(rf"^(\d+|{_DAYS})L$", re.IGNORECASE)
 
 
 class ScheduleError(ValueError):
@@ -90,24 +93,43 @@ def jitter_fraction(key: str, due: datetime) -> float:
     return int.from_bytes(digest, "big") / 2**64
 
 
+def _weekday(text: str, item: str) -> tuple[str | None, str | None]:
+    """A day-of-week number or name as croniter's number, or the reason it is refused."""
+    number = _DAY_NUMBER.get(text.lower(), text)
+    if not 0 <= int(number) <= 7:
+        return None, f"{text} is out of range in {item!r} (day-of-week is 0-7, 0 and 7 are Sunday)"
+    return number, None
+
+
+def _day_of_week_special(item: str) -> tuple[str | None, str | None]:
+    """``n#k`` or ``nL`` as croniter writes it (``5#3``, ``L5``), the reason it is refused,
+    or ``(None, None)`` for an ordinary item."""
+    if nth := _NTH_WEEKDAY.match(item):
+        day, reason = _weekday(nth.group(1), item)
+        if reason is None and not 1 <= int(nth.group(2)) <= 5:
+            reason = f"{item!r}: the n-th weekday of a month is counted 1-5"
+        return (None, reason) if reason else (f"{day}#{nth.group(2)}", None)
+    if last := _LAST_WEEKDAY.match(item):
+        day, reason = _weekday(last.group(1), item)
+        return (None, reason) if reason else (f"L{day}", None)
+    if "#" in item:
+        return None, f"{item!r}: write the n-th weekday as DAY#N, like 5#3 or FRI#3 (the third Friday)"
+    return None, None
+
+
 def _check_item(kind: str, item: str) -> str | None:
     """Why one comma-separated item of a field is refused, or None."""
     low = item.lower()
     if low == "?":
-        return "'?' (Quartz's 'no specific value') is not cron syntax: write '*'"
+        return "'?' (no specific value) stands for the whole day-of-month or day-of-week field"
     if kind == "day-of-month" and low == "l":
         return None
-    if kind == "day-of-week" and "#" in low:
-        if _NTH_WEEKDAY.match(low):
-            return None
-        return (
-            f"{item!r}: write the n-th weekday with a day name, like FRI#3 (Quartz numbers "
-            "days 1-7 from Sunday, cron 0-7, so a number here would be misread)"
-        )
+    if kind == "day-of-week" and low == "l":
+        return "'L' alone is Quartz's Saturday: write 6 or SAT, or nL for the last weekday n of the month (5L)"
     if "w" in low and kind == "day-of-month":
         return f"{item!r}: 'W' (nearest weekday) is Quartz syntax, not supported"
     if "l" in low and kind in ("day-of-month", "day-of-week") and low not in _DAYS.split("|"):
-        return f"{item!r}: only a bare 'L' (last day of the month) in day-of-month is supported"
+        return f"{item!r}: 'L' is the last day of the month alone in day-of-month, or nL in day-of-week"
     match = _ITEM[kind].match(item)
     if not match:
         return f"{item!r} is not a valid {kind} value"
@@ -118,6 +140,37 @@ def _check_item(kind: str, item: str) -> str | None:
     if match.group(5) is not None and int(match.group(5)[1:]) == 0:
         return f"{item!r}: a step of 0 never advances"
     return None
+
+
+def _normalized(kind: str, value: str) -> str:
+    """One field as croniter reads it; ``ScheduleError`` says why it is refused.
+
+    ``?`` (robfig, Spring, dkron) is ``*``; ``5L``/``FRIL`` becomes croniter's ``L5``.
+    """
+    if value == "?" and kind in ("day-of-month", "day-of-week"):
+        return "*"
+    items = value.split(",")
+    special = 0
+    out = []
+    for item in items:
+        if kind == "day-of-week":
+            converted, reason = _day_of_week_special(item)
+            if converted is not None:
+                special += 1
+                out.append(converted)
+                continue
+        else:
+            reason = None
+        reason = reason or _check_item(kind, item)
+        if reason:
+            raise ScheduleError(f"{kind} field: {reason}")
+        out.append(item)
+    if special and special != len(items):
+        raise ScheduleError(
+            f"day-of-week field: {value!r} mixes plain days with n#k or nL items, which one "
+            "expression cannot say: use one trigger for each (triggers:)"
+        )
+    return ",".join(out)
 
 
 @dataclass(frozen=True)
@@ -162,19 +215,30 @@ class CronSchedule:
         day_or = not (dom.startswith("*") or dow.startswith("*"))
         self._utc = zone is UTC
         self._last: tuple[datetime, datetime | None] | None = None
-        try:
-            self._iter = croniter(
-                " ".join(fields),
-                datetime(2000, 1, 1),
-                ret_type=datetime,
-                day_or=day_or,
-                second_at_beginning=self.seconds,
-            )
-            self._iter.get_next()
-        except CroniterBadDateError as exc:
-            raise ScheduleError(f"{expression!r} never matches a date") from exc
-        except CroniterError as exc:
-            raise ScheduleError(f"{expression!r}: {exc}") from exc
+        if day_or and ("#" in dow or "L" in dow):
+            # croniter cannot OR n#k / Ln with day-of-month: two schedules, the earlier fire wins.
+            variants = [fields[:-3] + [dom, fields[-2], "*"], fields[:-3] + ["*", fields[-2], dow]]
+        else:
+            variants = [fields]
+        self._iters = []
+        for variant in variants:
+            try:
+                it = croniter(
+                    " ".join(variant),
+                    datetime(2000, 1, 1),
+                    ret_type=datetime,
+                    day_or=day_or and len(variants) == 1,
+                    second_at_beginning=self.seconds,
+                )
+                it.get_next()
+            except CroniterBadDateError:
+                continue  # a variant that never matches adds no fire
+            except CroniterError as exc:
+                raise ScheduleError(f"{expression!r}: {exc}") from exc
+            self._iters.append(it)
+        if not self._iters:
+            raise ScheduleError(f"{expression!r} never matches a date")
+        self._iter = self._iters[0]
 
     @staticmethod
     def _fields(expression: str) -> list[str]:
@@ -190,7 +254,8 @@ class CronSchedule:
         if len(fields) == 7:
             raise ScheduleError(
                 f"{expression!r} has 7 fields: a year field (Quartz) is not supported; use 5 "
-                "fields (min hour dom month dow) or 6 with seconds first"
+                "fields (min hour dom month dow) or 6 with seconds first, and mind that "
+                "day-of-week numbers are cron's (0-7, 0 and 7 Sunday, 1 Monday), not Quartz's 1-7 from Sunday"
             )
         if len(fields) not in (5, 6):
             raise ScheduleError(
@@ -200,17 +265,23 @@ class CronSchedule:
         kinds = ["minute", "hour", "day-of-month", "month", "day-of-week"]
         if len(fields) == 6:
             kinds.insert(0, "second")
-        for kind, value in zip(kinds, fields, strict=True):
-            for item in value.split(","):
-                reason = _check_item(kind, item)
-                if reason:
-                    raise ScheduleError(f"{kind} field: {reason}")
-        return fields
+        return [_normalized(kind, value) for kind, value in zip(kinds, fields, strict=True)]
 
     def _naive_after(self, naive: datetime) -> datetime:
         # croniter is stateful; one instance per schedule avoids re-parsing (the costly part).
-        self._iter.set_current(naive, force=True)
-        return self._iter.get_next()
+        if len(self._iters) == 1:
+            self._iter.set_current(naive, force=True)
+            return self._iter.get_next()
+        found = []
+        for it in self._iters:
+            it.set_current(naive, force=True)
+            try:
+                found.append(it.get_next())
+            except CroniterBadDateError:
+                continue
+        if not found:
+            raise CroniterBadDateError(f"no fire after {naive}")
+        return min(found)
 
     def next_fire(self, after: datetime) -> datetime | None:
         """The first fire strictly after ``after`` (aware), as an aware UTC datetime."""

@@ -77,10 +77,13 @@ class CronTrigger(ComputedSchedule):
                     "When to fire: 5 fields 'min hour day-of-month month day-of-week' "
                     "('0 18 * * 1-5'), 6 fields with SECONDS FIRST ('*/10 * * * * *'), a macro ("
                     + ", ".join(MACROS)
-                    + ") or '@every 90s' (a fixed interval). Vixie cron rules: day-of-month and "
-                    "day-of-week are OR-ed when both are restricted; times in the job's timezone."
+                    + ") or '@every 90s' (a fixed interval). Day-of-week numbers are cron's, 0-7 "
+                    "with 0 and 7 Sunday (not Quartz's 1-7); '?' is '*', 'L' alone in "
+                    "day-of-month the last day, '5L' the last Friday, '5#3' the third Friday. "
+                    "Vixie cron rules: day-of-month and day-of-week are OR-ed when both are "
+                    "restricted; times in the job's timezone."
                 ),
-                "examples": ["0 18 * * *", "*/15 * * * *", "0 0 6 * * 1-5", "@daily", "@every 1h30m"],
+                "examples": ["0 18 * * *", "*/15 * * * *", "0 0 6 * * 1-5", "0 0 9 ? * MON#1", "@daily", "@every 1h30m"],
             },
             "jitter": JITTER_SCHEMA,
         },
