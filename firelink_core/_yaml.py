@@ -332,16 +332,30 @@ def load_located(text: str) -> Located:
         located.problems.append(YamlProblem(None, None, message))
         return located
     if _Base is not yaml.SafeLoader:
-        located = Located(data=None)
-        loader = _Base(text)
-        try:
-            _build_events(loader, located, _SHALLOW)
-            located.shallow = (text, _SHALLOW)
-            return located
-        except (_Unusual, yaml.YAMLError):
-            pass  # the composer below says exactly what is wrong, or handles what is unusual
-        finally:
-            loader.dispose()
+        fast = _load_events(text, _SHALLOW)
+        if fast is not None:
+            return fast
+    return _load_composed(text)
+
+
+def _load_events(text: str, depth: int | None) -> Located | None:
+    """The fast path: libyaml's events straight to data, or ``None`` when the document needs
+    the composer (what is unusual, or an error the composer words exactly)."""
+    located = Located(data=None)
+    loader = _Base(text)
+    try:
+        _build_events(loader, located, depth)
+    except (_Unusual, yaml.YAMLError):
+        return None
+    finally:
+        loader.dispose()
+    if depth is not None:
+        located.shallow = (text, depth)
+    return located
+
+
+def _load_composed(text: str) -> Located:
+    """The general path: the composer's node graph, walked with a budget."""
     located = Located(data=None)
     loader = _Loader(text)
     try:
