@@ -73,7 +73,8 @@ class _Loader(_Base):  # type: ignore[misc, valid-type]
         super().__init__(text)
         self.budget = max(MIN_EXPANSION_BUDGET, len(text))
         self.values_left = self.budget
-        self.references_left = max(MAX_ALIAS_REFERENCES, len(text) // 16)
+        self.references = max(MAX_ALIAS_REFERENCES, len(text) // 16)
+        self.references_left = self.references
 
     def resolve(self, kind: Any, value: Any, implicit: Any) -> str:
         if kind is yaml.ScalarNode and implicit[0] and len(value) <= 64:
@@ -94,7 +95,9 @@ class _Loader(_Base):  # type: ignore[misc, valid-type]
         """Count one more alias reference followed."""
         self.references_left -= 1
         if self.references_left < 0:
-            raise _TooLarge(node, "too many alias references (an alias bomb?)")
+            raise _TooLarge(
+                node, f"its aliases are expanded more than {self.references:,} times: an alias bomb?"
+            )
 
     def flatten_mapping(self, node: Any) -> None:
         super().flatten_mapping(node)
