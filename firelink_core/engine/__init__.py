@@ -8,11 +8,12 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .engine import Engine
     from .errors import EngineError
-    from .status import JobStatus, ReloadResult
+    from .reload import ReloadResult
+    from .status import JobStatus
 
 __all__ = ["Engine", "EngineError", "JobStatus", "ReloadResult"]
 
-_HOMES = {"Engine": ".engine", "EngineError": ".errors", "JobStatus": ".status", "ReloadResult": ".status"}
+_HOMES = {"Engine": ".engine", "EngineError": ".errors", "JobStatus": ".status", "ReloadResult": ".reload"}
 
 
 def __getattr__(name: str) -> Any:

@@ -2,24 +2,60 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..abc import AttemptRequest, AttemptResult
+from ..abc import AttemptRequest, AttemptResult, Storage
 from ..durations import format_duration
+from ..logs import attempt_log_path
 from ..model import JobSpec
-from ..records import RunRecord, RunState
+from ..records import AttemptRecord, RunRecord, RunState
+from .contexts import Reporter
 from .requests import is_requested
 from .retries import describe_result, retry_delay, should_retry
 
-__all__ = ["START_WRITE_DELAY", "STOPPED", "Outcome", "attempt_outcome", "attempt_request"]
+__all__ = ["START_WRITE_DELAY", "STOPPED", "LogFolders", "Outcome", "attempt_outcome", "attempt_request", "begin_attempt"]
 
 START_WRITE_DELAY = 1.0
 """A run still going after this many seconds has its start (attempt, log path) written."""
 STOPPED = "the daemon stopped during the attempt"
 """The reason recorded on an attempt cut short by shutdown."""
+
+
+class LogFolders:
+    """Attempt log paths under the state directory, each job's folder made once."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self._made: set[str] = set()
+
+    def path(self, job: str, run_id: str, number: int) -> Path:
+        path = attempt_log_path(self.state_dir, job, run_id, number)
+        folder = str(path.parent)
+        if folder not in self._made:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._made.add(folder)
+        return path
+
+
+def begin_attempt(
+    storage: Storage, job: JobSpec, run: RunRecord, log_path: Path, now: float
+) -> tuple[RunRecord, Reporter]:
+    """The run as its next attempt starts, and the attempt's reporter. The run's start
+    fields (attempt number, log) are written with its outcome, or after ``START_WRITE_DELAY``
+    if still running: one write fewer for the many short runs."""
+    number = run.attempts + 1
+    attempt = AttemptRecord(
+        run_id=run.id, number=number, executor=job.executor.type, started_at=now, log_path=str(log_path)
+    )
+    changes: dict[str, Any] = {"attempts": number, "log_path": str(log_path), "next_attempt_at": None}
+    if run.started_at is None:
+        changes["started_at"] = now
+    reporter = Reporter(storage, attempt, log_path, job.log.max_bytes, stored=False, run_changes=changes)
+    return dataclasses.replace(run, **changes), reporter
 
 
 def attempt_request(job: JobSpec, run: RunRecord, number: int, log_path: Path) -> AttemptRequest:

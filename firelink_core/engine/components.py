@@ -1,4 +1,4 @@
-"""The started components: one executor per type in use, one trigger per trigger of each enabled job, their start and stop."""
+"""The components: the storage, one executor per type in use, one trigger per trigger of each enabled job, their start and stop."""
 
 from __future__ import annotations
 
@@ -9,13 +9,21 @@ from datetime import datetime
 from ..abc import Clock, Executor, ScheduleTrigger, Storage, Trigger, TriggerHealth
 from ..model import Config, JobSpec, TriggerSpec
 from ..plugins import Plugins
-from .contexts import EmitEvent, EngineExecutorContext, EngineTriggerContext
+from .contexts import EmitEvent, EngineExecutorContext, EngineStorageContext, EngineTriggerContext
 from .errors import EngineError
 from .timer import Timer
 
-__all__ = ["Executors", "Triggers"]
+__all__ = ["Executors", "Triggers", "make_storage"]
 
 log = logging.getLogger("firelink.engine")
+
+
+def make_storage(plugins: Plugins, config: Config) -> Storage:
+    """The storage of the config's ``storage.type`` (not opened yet)."""
+    cls = plugins.storages().get(config.storage.type)
+    if cls is None:
+        raise EngineError(f"no plugin provides storage type {config.storage.type!r}")
+    return cls(dict(config.storage.options), EngineStorageContext(config))
 
 
 class Executors:

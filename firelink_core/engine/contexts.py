@@ -37,7 +37,8 @@ log = logging.getLogger("firelink.engine")
 
 
 class EmitEvent(Protocol):
-    """The engine's entry to its event queue: store ``spec``'s event durably, then queue it."""
+    """The engine's entry to its event queue: store ``spec``'s event durably, then queue it
+    (``last_fire``: a schedule's fire, stored with its last-fire time)."""
 
     async def __call__(
         self,
@@ -48,6 +49,7 @@ class EmitEvent(Protocol):
         dedupe_key: str | None = None,
         scheduled_for: float | None = None,
         requested: bool = False,
+        last_fire: float | None = None,
     ) -> TriggerEvent | None: ...
 
 

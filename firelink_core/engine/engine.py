@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-import json
 import logging
 import os
 import socket
-from collections import deque
-from collections.abc import Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Coroutine, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -27,37 +25,42 @@ from ..abc import (
 from ..durations import format_duration
 from ..events import (
     RunEvent,
-    RunFailed,
-    RunInterrupted,
     RunQueued,
     RunRecovered,
     RunRetrying,
-    RunSkipped,
     RunStarted,
-    RunSucceeded,
-    RunTimedOut,
-    RunUpstreamFailed,
     RunWaiting,
     TriggerEvent,
 )
-from ..logs import attempt_log_path
-from ..model import Config, JobSpec, Overlap, TriggerSpec
+from ..model import Config, JobSpec, TriggerSpec
 from ..plugins import Plugins
 from ..records import AttemptRecord, RunRecord, RunState
 from . import retention
-from .attempts import START_WRITE_DELAY, STOPPED, attempt_outcome, attempt_request
-from .components import Executors, Triggers
+from .attempts import (
+    START_WRITE_DELAY,
+    STOPPED,
+    LogFolders,
+    attempt_outcome,
+    attempt_request,
+    begin_attempt,
+)
+from .components import Executors, Triggers, make_storage
 from .conditions import DONE_STATES, Conditions, build_dag
-from .contexts import EngineStorageContext, Reporter
+from .contexts import Reporter
+from .dispatch import base_run, with_overlap
 from .errors import EngineError
 from .ids import new_id
-from .notifications import Notifications
-from .recovery import CRASHED, Recovery, replacement_run
-from .requests import REQUESTED, request_spec, requested_option
+from .notifications import Notifications, terminal_event
+from .queue import EventQueue
+from .recovery import CRASHED, Recovery, replacement_run, take_over
+from .reload import ReloadResult, carry_over, diff_jobs
+from .requests import request_spec, requested_option, upstream_states
 from .retention import Retention
+from .schedules import Schedules
 from .slots import DEFAULT_MAX_PARALLEL, Slots, job_limit
-from .status import JobOutcomes, JobStatus, ReloadResult, job_status
-from .timer import RETRY, SCHEDULE, WAIT_TIMEOUT, Timer, fire_event, utc
+from .status import JobOutcomes, JobStatus, job_status
+from .timer import RETRY, SCHEDULE, WAIT_TIMEOUT, Timer
+from .waiters import RunWaiters
 
 __all__ = ["Engine"]
 
@@ -66,16 +69,6 @@ log = logging.getLogger("firelink.engine")
 TIMER_BATCH = 64
 """Due timers handled before the dispatcher turns their events into runs: thousands of
 schedules due at once start running while the rest are still being fired."""
-
-_EVENT_OF_STATE: dict[RunState, type[RunEvent]] = {
-    RunState.SUCCESS: RunSucceeded,
-    RunState.FAILED: RunFailed,
-    RunState.TIMED_OUT: RunTimedOut,
-    RunState.SKIPPED: RunSkipped,
-    RunState.UPSTREAM_FAILED: RunUpstreamFailed,
-    RunState.INTERRUPTED: RunInterrupted,
-}
-
 
 class Engine:
     """Drives one config: triggers -> event queue -> dispatch -> slots -> executors, state in storage.
@@ -91,6 +84,8 @@ class Engine:
     """
 
     started_at: float | None
+    _schedules: Schedules
+    """Made by ``start()``, once storage is open."""
 
     def __init__(
         self,
@@ -120,11 +115,11 @@ class Engine:
         self._triggers = Triggers(plugins)
         self._to_plan: list[tuple[JobSpec, TriggerSpec, type[Trigger]]] = []
         # coordination
-        self._events: deque[TriggerEvent] = deque()
+        self._events = EventQueue(self.clock)
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self._waiters: dict[str, asyncio.Future[RunRecord]] = {}
+        self._waiters = RunWaiters()
         self._dag_lock = asyncio.Lock()
-        self._log_dirs: set[str] = set()
+        self._log_folders = LogFolders(config.state_dir)
         self._bg: set[asyncio.Task[Any]] = set()
         self._loop_task: asyncio.Task[None] | None = None
         self._stopping = False
@@ -134,10 +129,7 @@ class Engine:
     @property
     def storage(self) -> Storage:
         if self._storage is None:
-            cls = self.plugins.storages().get(self.config.storage.type)
-            if cls is None:
-                raise EngineError(f"no plugin provides storage type {self.config.storage.type!r}")
-            self._storage = cls(dict(self.config.storage.options), EngineStorageContext(self.config))
+            self._storage = make_storage(self.plugins, self.config)
         return self._storage
 
     @property
@@ -185,6 +177,7 @@ class Engine:
         """Open storage, recover after a crash, start executors, triggers, the timer and dispatcher."""
         self.started_at = self.clock.now()
         await self.storage.open()
+        self._schedules = Schedules(self._timer, self.storage, self._emit)
         try:
             await self._start_components(self._jobs.values())
             await self._load_history()
@@ -265,7 +258,7 @@ class Engine:
         if isinstance(trigger, ScheduleTrigger):
             # Planned before it starts: missed fires are emitted before new ones.
             self._timer.add_schedule(spec.key, trigger)
-            await self._plan_schedule(spec.key, plan_from=plan_from)
+            await self._schedules.plan(spec.key, plan_from=plan_from)
         await self._triggers.start(spec.key)
 
     async def _plan_deferred(self) -> None:
@@ -307,40 +300,12 @@ class Engine:
     ) -> TriggerEvent | None:
         """Store and queue an event; ``last_fire``: also record the schedule's last fire time
         (in the same transaction where the storage can); ``requested``: made on request."""
-        payload = dict(payload or {})
-        env = dict(env or {})
-        try:
-            json.dumps(payload)
-        except (TypeError, ValueError) as exc:
-            raise TypeError(f"trigger {spec.key}: event payload is not JSON-serialisable: {exc}") from None
-        for name, value in env.items():
-            if not isinstance(value, str):
-                raise TypeError(
-                    f"trigger {spec.key}: env value of {name} must be a string, got {type(value).__name__}"
-                )
-        event_options = dict(options or {})
-        if requested:
-            event_options[REQUESTED] = True
-        event = TriggerEvent(
-            id=new_id(),
-            job=spec.job,
-            trigger=spec.type,
-            trigger_key=key or spec.key,
-            payload=payload,
-            env=env,
-            created_at=self.clock.now(),
-            scheduled_for=scheduled_for,
-            dedupe_key=dedupe_key,
-            run_id=run_id,
-            options=event_options,
+        event = self._events.build(
+            spec, payload, env, dedupe_key=dedupe_key, scheduled_for=scheduled_for, requested=requested,
+            run_id=run_id, options=options, key=key,
         )
-        if last_fire is not None:
-            added = await self.storage.add_fire(event, last_fire)
-        else:
-            added = await self.storage.add_event(event)
-        if not added:
+        if not await self._events.put(self.storage, event, last_fire=last_fire):
             return None
-        self._events.append(event)
         self._timer.wake.set()
         return event
 
@@ -360,19 +325,7 @@ class Engine:
 
     async def wait_run(self, run_id: str, timeout: float | None = None) -> RunRecord:
         """Wait until the run reaches a terminal state; return it (TimeoutError at the deadline)."""
-        future = self._waiters.get(run_id)
-        if future is None:
-            future = asyncio.get_running_loop().create_future()
-            self._waiters[run_id] = future
-        run = await self.storage.get_run(run_id)
-        if run is not None and run.finished:
-            if not future.done():
-                self._waiters.pop(run_id, None)
-            return run
-        try:
-            return await asyncio.wait_for(asyncio.shield(future), timeout)
-        except asyncio.TimeoutError:
-            raise TimeoutError(f"run {run_id} did not finish within {timeout}s") from None
+        return await self._waiters.wait(run_id, self.storage, timeout)
 
     # ------------------------------------------------------------------ the loop
     async def _loop(self) -> None:
@@ -405,12 +358,12 @@ class Engine:
                 continue
             if await timer.sleep_until_due():
                 for key in timer.schedule_keys():
-                    await self._plan_schedule(key)
+                    await self._schedules.plan(key)
 
     async def _timer_step(self, kind: str, key: str, data: Any) -> None:
         try:
             if kind == SCHEDULE:
-                await self._fire_schedule(key, data)
+                await self._schedules.fire(key, data)
             elif kind == RETRY:
                 if not self._stopping:
                     self._slots.retry(data)
@@ -419,35 +372,6 @@ class Engine:
                 await self._wait_timed_out(key)
         except Exception:  # noqa: BLE001 - the timer must survive a failing step
             log.exception("timer step %s %s failed", kind, key)
-
-    # ------------------------------------------------------------------ schedules -> event queue
-    async def _plan_schedule(self, key: str, *, plan_from: float | None = None) -> None:
-        """(Re)plan one schedule from its stored last fire, emitting missed fires per ``catchup``."""
-        if not self._timer.is_schedule(key):
-            return
-        last = await self.storage.get_last_fire(key)
-        catch_up = self._timer.catch_up(key, last, self.clock.now(), plan_from=plan_from)
-        for due in catch_up.fire:
-            await self._emit_fire(catch_up.trigger, due, catchup=True)
-        if catch_up.last_fire is not None:
-            await self.storage.set_last_fire(key, catch_up.last_fire)
-
-    async def _fire_schedule(self, key: str, data: tuple[int, float]) -> None:
-        current = self._timer.fire(key, data)
-        if current is None:
-            return
-        trigger, due = current
-        await self._emit_fire(trigger, due, last_fire=True)
-        self._timer.plan_next(key, utc(due))
-
-    async def _emit_fire(
-        self, trigger: ScheduleTrigger, due: float, *, catchup: bool = False, last_fire: bool = False
-    ) -> None:
-        payload, env, dedupe_key = fire_event(trigger, due, catchup=catchup)
-        await self._emit(
-            trigger.spec, payload, env, dedupe_key=dedupe_key, scheduled_for=due,
-            last_fire=due if last_fire else None,
-        )
 
     # ------------------------------------------------------------------ event queue -> dispatch
     async def _dispatch(self, event: TriggerEvent) -> None:
@@ -458,26 +382,13 @@ class Engine:
         except Exception:  # noqa: BLE001 - one bad event must not stop the queue
             log.exception("cannot dispatch event %s of job %s", event.id, event.job)
 
-    def _base_run(self, event: TriggerEvent, job: JobSpec) -> dict[str, Any]:
-        return {
-            "id": event.run_id or new_id(),
-            "job": job.name,
-            "trigger": event.trigger,
-            "trigger_key": event.trigger_key,
-            "event_id": event.id,
-            "payload": dict(event.payload),
-            "env": dict(event.env),
-            "created_at": self.clock.now(),
-            "scheduled_for": event.scheduled_for,
-        }
-
     async def _dispatch_one(self, event: TriggerEvent) -> None:
         job = self._jobs.get(event.job)
         if job is None:
             log.warning("dropping event %s: job %r is not in the config any more", event.id, event.job)
             await self.storage.drop_event(event.id)
             return
-        base = self._base_run(event, job)
+        base = base_run(event, job, self.clock.now())
         flag = requested_option(event.options)
         if job.depends_on and event.options.get("with_upstream"):
             await self._dispatch_request(job, base, event, flag)
@@ -494,20 +405,8 @@ class Engine:
             self._run_event(RunWaiting(run=run))
             await self._evaluate_waiting(run)
         else:
-            overlap = job.overlap or self._default_overlap(event)
-            if overlap == "skip" and event.payload.get("catchup"):
-                # Fires caught up together after downtime would skip each other: they queue.
-                overlap = "queue"
-            if overlap != job.overlap:
-                job = dataclasses.replace(job, overlap=overlap)
+            job = with_overlap(job, event, self.plugins.triggers())
             await self._admit(job, RunRecord(**base, options=flag), consume_event=event.id)
-
-    def _default_overlap(self, event: TriggerEvent) -> Overlap:
-        """Unset ``overlap``: a schedule's fire is skipped while the job is busy (the next fire
-        comes anyway); any other event (a file, an object, a request) waits for a slot,
-        so none is dropped. ``allow`` keeps the job's ``max_instances`` as its limit."""
-        cls = self.plugins.triggers().get(event.trigger)
-        return "skip" if isinstance(cls, type) and issubclass(cls, ScheduleTrigger) else "allow"
 
     async def _dispatch_request(
         self, job: JobSpec, base: dict[str, Any], event: TriggerEvent, options: Mapping[str, Any]
@@ -565,69 +464,68 @@ class Engine:
             return
         loop = asyncio.get_running_loop()
         while (run := self._slots.take()) is not None:
-            self._tasks[run.id] = loop.create_task(self._execute(run))
+            self._tasks[run.id] = loop.create_task(self._slot_task(run.id, run.job, self._execute(run)))
 
     # ------------------------------------------------------------------ slots -> attempt (executor) -> storage
-    def _log_path(self, job: str, run_id: str, number: int) -> Path:
-        path = attempt_log_path(self.config.state_dir, job, run_id, number)
-        folder = str(path.parent)
-        if folder not in self._log_dirs:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self._log_dirs.add(folder)
-        return path
-
-    async def _execute(self, queued: RunRecord) -> None:
-        name = queued.job
+    async def _slot_task(self, run_id: str, name: str, body: Awaitable[bool]) -> None:
+        """Run one task handed a slot (an attempt or a recovery): ``body`` says whether the
+        job slot is free again (False while retrying); the executor place is freed in any case."""
         holds_slot = True
         try:
-            job = self._job(name)
-            run = await self.storage.claim_run(queued.id, self.owner, from_states=(RunState.QUEUED, RunState.RETRYING))
-            if run is None or job is None:
-                return
-            holds_slot = await self._attempt(job, run)
+            holds_slot = await body
         except Exception:  # noqa: BLE001 - a storage failure must not kill the engine
-            log.exception("run %s of job %s failed in the engine", queued.id, name)
+            log.exception("run %s of job %s failed in the engine", run_id, name)
         finally:
             self._slots.done()
-            self._tasks.pop(queued.id, None)
+            self._tasks.pop(run_id, None)
             if holds_slot:
                 self._release(name)
             else:
                 self._pump()
 
+    async def _execute(self, queued: RunRecord) -> bool:
+        job = self._job(queued.job)
+        run = await self.storage.claim_run(queued.id, self.owner, from_states=(RunState.QUEUED, RunState.RETRYING))
+        if run is None or job is None:
+            return True
+        return await self._attempt(job, run)
+
+    async def _call_executor(
+        self, job: JobSpec, reporter: Reporter, call: Awaitable[AttemptResult | None], *, recovering: bool = False
+    ) -> AttemptResult | None:
+        """Await an executor's ``run`` or ``recover``: shutdown records the attempt as
+        interrupted; an executor's exception fails the attempt (or, recovering, gives the
+        run up as interrupted) instead of stopping the daemon."""
+        try:
+            return await call
+        except asyncio.CancelledError:
+            await self._record_interrupted(reporter, STOPPED)
+            raise
+        except Exception as exc:  # noqa: BLE001 - an executor bug fails the attempt, not the daemon
+            log.exception("executor %s failed on run %s", job.executor.type, reporter.attempt.run_id)
+            return None if recovering else AttemptResult(
+                error=f"executor {job.executor.type} failed: {type(exc).__name__}: {exc}"
+            )
+        finally:
+            reporter.close()
+
     async def _attempt(self, job: JobSpec, run: RunRecord) -> bool:
         """Run one attempt; return whether the job slot is free again (False while retrying)."""
-        number = run.attempts + 1
-        executor = self._executors[job.executor.type]
-        log_path = self._log_path(job.name, run.id, number)
         now = self.clock.now()
-        attempt = AttemptRecord(
-            run_id=run.id, number=number, executor=job.executor.type, started_at=now, log_path=str(log_path)
-        )
-        changes: dict[str, Any] = {"attempts": number, "log_path": str(log_path), "next_attempt_at": None}
-        if run.started_at is None:
-            changes["started_at"] = now
-        run = dataclasses.replace(run, **changes)
+        log_path = self._log_folders.path(job.name, run.id, run.attempts + 1)
+        run, reporter = begin_attempt(self.storage, job, run, log_path, now)
         self._conditions.note_started(job.name, now)
         self._slots.attempt_began(job.name)
-        self._run_event(RunStarted(run=run, attempt=attempt))
-        # The run row learns its start (attempt number, log) with its outcome, or after
-        # START_WRITE_DELAY if still running: one write fewer for the many short runs.
-        reporter = Reporter(self.storage, attempt, log_path, job.log.max_bytes, stored=False, run_changes=changes)
+        self._run_event(RunStarted(run=run, attempt=reporter.attempt))
         timer = asyncio.get_running_loop().call_later(START_WRITE_DELAY, self._write_start, reporter)
         try:
-            try:
-                result = await executor.run(attempt_request(job, run, number, log_path), reporter)
-            except asyncio.CancelledError:
-                await self._record_interrupted(reporter, STOPPED)
-                raise
-            except Exception as exc:  # noqa: BLE001 - an executor bug fails the attempt, not the daemon
-                log.exception("executor %s failed on run %s", job.executor.type, run.id)
-                result = AttemptResult(error=f"executor {job.executor.type} failed: {type(exc).__name__}: {exc}")
+            request = attempt_request(job, run, run.attempts, log_path)
+            executor = self._executors[job.executor.type]
+            result = await self._call_executor(job, reporter, executor.run(request, reporter))
         finally:
             timer.cancel()
-            reporter.close()
             self._slots.attempt_ended(job.name)
+        assert result is not None
         return await self._attempt_done(job, reporter, result)
 
     def _write_start(self, reporter: Reporter) -> None:
@@ -659,14 +557,12 @@ class Engine:
         job = self._job(run.job)
         recovered = self._outcomes.finished(run)
         followers = self._conditions.finished(run)
-        cls = _EVENT_OF_STATE.get(run.state)
-        if cls is not None:
-            self._run_event(cls(run=run, attempt=attempt, detail=run.reason))
+        event = terminal_event(run, attempt)
+        if event is not None:
+            self._run_event(event)
         if recovered:
             self._run_event(RunRecovered(run=run, attempt=attempt))
-        future = self._waiters.pop(run.id, None)
-        if future is not None and not future.done():
-            future.set_result(run)
+        self._waiters.finished(run)
         if followers is not None:
             self._spawn(self._follow_up(run, followers))
         if job is not None and run.state in DONE_STATES:
@@ -694,24 +590,11 @@ class Engine:
                 else:
                     await self._evaluate_waiting(item)
 
-    async def _upstream_states(self, run: RunRecord) -> dict[str, RunState] | None:
-        """The states of a request run's upstream runs by job, None while one is unfinished."""
-        states: dict[str, RunState] = {}
-        for run_id in run.options["after_runs"]:
-            upstream = await self.storage.get_run(run_id)
-            if upstream is None:
-                states[run_id] = RunState.CANCELLED
-            elif not upstream.finished:
-                return None
-            else:
-                states[upstream.job] = upstream.state
-        return states
-
     async def _evaluate_waiting(self, run: RunRecord) -> None:
         job = self._jobs.get(run.job)
         if job is None or not self._conditions.is_waiting(run):
             return
-        upstream = await self._upstream_states(run) if "after_runs" in run.options else None
+        upstream = await upstream_states(self.storage, run) if "after_runs" in run.options else None
         verdict, reason = self._conditions.decide_waiting(job, run, upstream)
         if verdict == "wait":
             return
@@ -755,100 +638,49 @@ class Engine:
         if not await recovery.has_history():
             return  # a new state directory
         dag = self._conditions.dag
-        linked = [name for name in self._jobs if dag.upstream.get(name) or dag.downstream.get(name)]
-        for name in linked:
-            await self._load_job_history(recovery, name)
-        rest = [name for name in self._jobs if name not in set(linked)]
+        linked = {name for name in self._jobs if dag.upstream.get(name) or dag.downstream.get(name)}
+        await recovery.load_history(linked, self._outcomes, self._conditions)
+        rest = [name for name in self._jobs if name not in linked]
         if rest:
-            self._spawn(self._load_rest(recovery, rest))
-
-    async def _load_rest(self, recovery: Recovery, names: list[str]) -> None:
-        for i, name in enumerate(names):
-            if self._stopping:
-                return
-            if name not in self._outcomes.last_run:
-                await self._load_job_history(recovery, name)
-            if i % 100 == 99:
-                await asyncio.sleep(0)  # keep the daemon responsive while loading
-
-    async def _load_job_history(self, recovery: Recovery, name: str) -> None:
-        for run in await recovery.history(name):
-            if self._outcomes.loaded(run):
-                self._conditions.note_loaded(run)
+            self._spawn(recovery.load_history_slowly(rest, self._outcomes, self._conditions, lambda: self._stopping))
 
     async def _recover(self) -> None:
         """Take over what the previous daemon left: running runs (reattached, retried or
         interrupted per ``recovery``), retrying, queued and waiting runs."""
         left = await Recovery(self.storage).leftovers()
-        for run, attempt in left.running:
-            await self._recover_running(run, attempt)
-        for run in left.retrying:
-            self._conditions.note_created(run)
-            self._slots.hold(run.job)
-            self._timer.push(run.next_attempt_at or self.clock.now(), RETRY, run.id, run)
-        for run in left.queued:
-            job = self._job(run.job)
-            self._conditions.note_created(run)
-            if job is None:
-                await self._finish_waiting(run, RunState.CANCELLED, "job removed from the config")
-            else:
-                self._enqueue(job, run)
-        for run in left.waiting:
-            job = self._jobs.get(run.job)
-            self._conditions.note_created(run)
-            if job is None:
-                await self._finish_waiting(run, RunState.SKIPPED, "job removed from the config")
-                continue
+        plan = take_over(
+            left, self._jobs, self._retired, lambda job: job.executor.type in self._executors,
+            conditions=self._conditions, slots=self._slots, timer=self._timer, now=self.clock.now(),
+        )
+        loop = asyncio.get_running_loop()
+        for job, run, attempt in plan.recover:
+            self._slots.started(run)
+            self._tasks[run.id] = loop.create_task(self._slot_task(run.id, job.name, self._recover_task(job, run, attempt)))
+        for maybe_job, run, maybe_attempt in plan.interrupt:
+            await self._interrupt_crashed(maybe_job, run, maybe_attempt)
+        for job, run in plan.enqueue:
+            self._enqueue(job, run)
+        for run, state, reason in plan.finish:
+            await self._finish_waiting(run, state, reason)
+        for job, run in plan.hold:
             self._hold_waiting(job, run)
-        for run in left.waiting:
+        for _job, run in plan.hold:
             await self._evaluate_waiting(run)
 
-    async def _recover_running(self, run: RunRecord, attempt: AttemptRecord | None) -> None:
-        job = self._jobs.get(run.job)
-        self._conditions.note_created(run)
-        if job is None or attempt is None or job.executor.type not in self._executors:
-            await self._interrupt_crashed(job, run, attempt)
-            return
-        self._slots.started(run)
-        self._tasks[run.id] = asyncio.get_running_loop().create_task(self._recover_task(job, run, attempt))
-
-    async def _recover_task(self, job: JobSpec, run: RunRecord, attempt: AttemptRecord) -> None:
+    async def _recover_task(self, job: JobSpec, run: RunRecord, attempt: AttemptRecord) -> bool:
+        """Let the executor reattach to (or report) an attempt the previous daemon left running."""
         executor = self._executors[job.executor.type]
-        log_path = Path(attempt.log_path) if attempt.log_path else self._log_path(job.name, run.id, attempt.number)
+        log_path = Path(attempt.log_path) if attempt.log_path else self._log_folders.path(job.name, run.id, attempt.number)
         reporter = Reporter(self.storage, attempt, log_path, job.log.max_bytes, stored=True)
-        holds_slot = True
-        try:
-            try:
-                result = await executor.recover(
-                    attempt_request(job, run, attempt.number, log_path),
-                    attempt,
-                    reporter,
-                    reattach=job.recovery == "reattach",
-                )
-            except asyncio.CancelledError:
-                await self._record_interrupted(reporter, STOPPED)
-                raise
-            except Exception:  # noqa: BLE001
-                log.exception("executor %s failed to recover run %s", job.executor.type, run.id)
-                result = None
-            finally:
-                reporter.close()
-            if result is None:
-                self._release(job.name)
-                holds_slot = False
-                await self._interrupt_crashed(job, run, attempt)
-            else:
-                log.info("run %s of job %s: recovered its attempt after a restart", run.id, job.name)
-                holds_slot = await self._attempt_done(job, reporter, result)
-        except Exception:  # noqa: BLE001
-            log.exception("recovery of run %s failed", run.id)
-        finally:
-            self._slots.done()
-            self._tasks.pop(run.id, None)
-            if holds_slot:
-                self._release(job.name)
-            else:
-                self._pump()
+        request = attempt_request(job, run, attempt.number, log_path)
+        call = executor.recover(request, attempt, reporter, reattach=job.recovery == "reattach")
+        result = await self._call_executor(job, reporter, call, recovering=True)
+        if result is None:
+            self._release(job.name)  # the replacement run may take the slot
+            await self._interrupt_crashed(job, run, attempt)
+            return False
+        log.info("run %s of job %s: recovered its attempt after a restart", run.id, job.name)
+        return await self._attempt_done(job, reporter, result)
 
     async def _interrupt_crashed(self, job: JobSpec | None, run: RunRecord, attempt: AttemptRecord | None) -> None:
         """A run the previous daemon left running: mark it interrupted, queue a new one per ``recovery``."""
@@ -866,11 +698,7 @@ class Engine:
     async def reload(self, config: Config) -> ReloadResult:
         """Switch to a new (already validated) config without disturbing running runs."""
         new_jobs = {job.name: job for job in config.jobs}
-        result = ReloadResult(
-            added=sorted(set(new_jobs) - set(self._jobs)),
-            removed=sorted(set(self._jobs) - set(new_jobs)),
-            changed=sorted(n for n in set(new_jobs) & set(self._jobs) if new_jobs[n] != self._jobs[n]),
-        )
+        result = diff_jobs(self._jobs, new_jobs)
         for name in result.removed + result.changed:
             for spec in self._jobs[name].triggers:
                 await self._stop_trigger(spec.key)
@@ -880,11 +708,7 @@ class Engine:
         for name in result.added:
             self._retired.pop(name, None)
         old_notifiers = self.config.notifiers
-        for what in ("state_dir", "storage"):
-            if getattr(config, what) != getattr(self.config, what):
-                log.warning("reload: a change of %s takes effect at the next restart", what)
-        config = dataclasses.replace(config, state_dir=self.config.state_dir, storage=self.config.storage)
-        self.config = config
+        self.config = config = carry_over(config, self.config)
         self._jobs = new_jobs
         self._conditions.dag = build_dag(new_jobs)
         self._slots.max_parallel = config.max_parallel or DEFAULT_MAX_PARALLEL
@@ -903,20 +727,11 @@ class Engine:
 
     def status(self) -> list[JobStatus]:
         """One entry per configured job."""
-        out = []
-        for job in self._jobs.values():
-            health, next_due = self._triggers.health_and_next_due(job, self._timer)
-            out.append(
-                job_status(
-                    job,
-                    health=health,
-                    next_due=next_due,
-                    running=self._slots.executing(job.name),
-                    waiting=self._conditions.waiting_count(job.name),
-                    outcomes=self._outcomes,
-                )
-            )
-        return out
+        return [
+            job_status(job, triggers=self._triggers, timer=self._timer, slots=self._slots,
+                       conditions=self._conditions, outcomes=self._outcomes)
+            for job in self._jobs.values()
+        ]
 
     def log_path(self, run: RunRecord) -> str | None:
         return run.log_path

@@ -8,18 +8,42 @@ import logging
 from collections.abc import Mapping
 
 from ..abc import Notifier
-from ..events import RunEvent
+from ..events import (
+    RunEvent,
+    RunFailed,
+    RunInterrupted,
+    RunSkipped,
+    RunSucceeded,
+    RunTimedOut,
+    RunUpstreamFailed,
+)
 from ..model import Config, JobSpec, NotifierSpec
 from ..plugins import Plugins
+from ..records import AttemptRecord, RunRecord, RunState
 from .contexts import EngineNotifierContext
 from .errors import EngineError
 
-__all__ = ["NOTIFY_TIMEOUT", "Notifications"]
+__all__ = ["NOTIFY_TIMEOUT", "Notifications", "terminal_event"]
 
 log = logging.getLogger("firelink.engine")
 
 NOTIFY_TIMEOUT = 30.0
 """The deadline of one notifier delivery."""
+
+_EVENT_OF_STATE: dict[RunState, type[RunEvent]] = {
+    RunState.SUCCESS: RunSucceeded,
+    RunState.FAILED: RunFailed,
+    RunState.TIMED_OUT: RunTimedOut,
+    RunState.SKIPPED: RunSkipped,
+    RunState.UPSTREAM_FAILED: RunUpstreamFailed,
+    RunState.INTERRUPTED: RunInterrupted,
+}
+
+
+def terminal_event(run: RunRecord, attempt: AttemptRecord | None) -> RunEvent | None:
+    """The event of a run that reached a terminal state (None for a cancelled run)."""
+    cls = _EVENT_OF_STATE.get(run.state)
+    return cls(run=run, attempt=attempt, detail=run.reason) if cls is not None else None
 
 
 class Notifications:

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from ..abc import Trigger
+from ..abc import Storage, Trigger
 from ..model import JobSpec, TriggerSpec
+from ..records import RunRecord, RunState
 
-__all__ = ["NEUTRAL_LABEL", "REQUESTED", "is_requested", "request_spec", "requested_option"]
+__all__ = ["NEUTRAL_LABEL", "REQUESTED", "is_requested", "request_spec", "requested_option", "upstream_states"]
 
 REQUESTED = "requested"
 """Key of the flag in an event's and a run's ``options``: made on request, so the request's
@@ -41,3 +42,17 @@ def request_spec(
     cls = next((c for c in classes.values() if c.on_request), Trigger)
     label = cls.type_name if cls is not Trigger else NEUTRAL_LABEL
     return TriggerSpec(type=label, options={}, job=job.name, index=0), f"{job.name}#{label}", cls
+
+
+async def upstream_states(storage: Storage, run: RunRecord) -> dict[str, RunState] | None:
+    """The states of a 'with upstream' request run's upstream runs by job, None while one is unfinished."""
+    states: dict[str, RunState] = {}
+    for run_id in run.options["after_runs"]:
+        upstream = await storage.get_run(run_id)
+        if upstream is None:
+            states[run_id] = RunState.CANCELLED
+        elif not upstream.finished:
+            return None
+        else:
+            states[upstream.job] = upstream.state
+    return states

@@ -1,15 +1,22 @@
-"""What ``firelink status`` and ``reload`` report: per-job status, the latest outcome of each job, reload results."""
+"""What ``firelink status`` reports: per-job status and the latest outcome of each job."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from ..abc import TriggerHealth
 from ..model import JobSpec
 from ..records import RunRecord, RunState
 
-__all__ = ["JobOutcomes", "JobStatus", "ReloadResult", "job_status"]
+if TYPE_CHECKING:
+    from .components import Triggers
+    from .conditions import Conditions
+    from .slots import Slots
+    from .timer import Timer
+
+__all__ = ["JobOutcomes", "JobStatus", "job_status"]
 
 
 @dataclass
@@ -27,13 +34,6 @@ class JobStatus:
     """Per trigger key."""
     running: int = 0
     waiting: int = 0
-
-
-@dataclass
-class ReloadResult:
-    added: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
 
 
 class JobOutcomes:
@@ -65,14 +65,12 @@ class JobOutcomes:
 
 
 def job_status(
-    job: JobSpec,
-    *,
-    health: dict[str, TriggerHealth],
-    next_due: datetime | None,
-    running: int,
-    waiting: int,
-    outcomes: JobOutcomes,
+    job: JobSpec, *, triggers: Triggers, timer: Timer, slots: Slots, conditions: Conditions, outcomes: JobOutcomes
 ) -> JobStatus:
+    """What the parts know about one job, for ``firelink status``."""
+    health, next_due = triggers.health_and_next_due(job, timer)
+    running = slots.executing(job.name)
+    waiting = conditions.waiting_count(job.name)
     if not job.enabled:
         state = "disabled"
     elif running:

@@ -1,0 +1,46 @@
+"""Dispatch decisions: the run fields an event gives, and the overlap a run is admitted under."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from ..abc import ScheduleTrigger, Trigger
+from ..events import TriggerEvent
+from ..model import JobSpec, Overlap
+from .ids import new_id
+
+__all__ = ["base_run", "default_overlap", "with_overlap"]
+
+
+def base_run(event: TriggerEvent, job: JobSpec, now: float) -> dict[str, Any]:
+    """The fields of the run an event becomes (its state, reason and options are the caller's)."""
+    return {
+        "id": event.run_id or new_id(),
+        "job": job.name,
+        "trigger": event.trigger,
+        "trigger_key": event.trigger_key,
+        "event_id": event.id,
+        "payload": dict(event.payload),
+        "env": dict(event.env),
+        "created_at": now,
+        "scheduled_for": event.scheduled_for,
+    }
+
+
+def default_overlap(event: TriggerEvent, classes: Mapping[str, type[Trigger]]) -> Overlap:
+    """Unset ``overlap``: a schedule's fire is skipped while the job is busy (the next fire
+    comes anyway); any other event (a file, an object, a request) waits for a slot,
+    so none is dropped. ``allow`` keeps the job's ``max_instances`` as its limit."""
+    cls = classes.get(event.trigger)
+    return "skip" if isinstance(cls, type) and issubclass(cls, ScheduleTrigger) else "allow"
+
+
+def with_overlap(job: JobSpec, event: TriggerEvent, classes: Mapping[str, type[Trigger]]) -> JobSpec:
+    """The job as the event's run is admitted: its ``overlap``, or the default for the event."""
+    overlap = job.overlap or default_overlap(event, classes)
+    if overlap == "skip" and event.payload.get("catchup"):
+        # Fires caught up together after downtime would skip each other: they queue.
+        overlap = "queue"
+    return job if overlap == job.overlap else dataclasses.replace(job, overlap=overlap)
