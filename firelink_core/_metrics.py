@@ -165,6 +165,16 @@ class _EngineCollector:
         )
         failures.add_metric([], float(engine.notifier_failures))
         yield failures
+        storage_errors = CounterMetricFamily(
+            "firelink_storage_errors", "Engine steps (fires, dispatches, claims, run ends) that storage failed; each is retried."
+        )
+        storage_errors.add_metric([], float(engine.storage_errors))
+        yield storage_errors
+        pending = GaugeMetricFamily(
+            "firelink_storage_retries_pending", "Engine steps waiting for storage to come back (0 when it is fine)."
+        )
+        pending.add_metric([], float(engine.storage_retries_pending))
+        yield pending
         wakeups = CounterMetricFamily("firelink_timer_wakeups", "Times the engine's timer woke up.")
         wakeups.add_metric([], float(engine.wakeups))
         yield wakeups

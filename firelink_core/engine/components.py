@@ -121,6 +121,18 @@ class Triggers:
         except Exception:  # noqa: BLE001
             log.exception("trigger %s failed to stop", key)
 
+    def degrade(self, key: str, message: str) -> None:
+        """Show trouble of the engine's on the trigger's health (storage down for its steps)."""
+        entry = self._started.get(key)
+        if entry is not None and not entry[1].closed:
+            entry[1].set_health("degraded", message)
+
+    def undegrade(self, key: str, prefix: str) -> None:
+        """The trouble ``degrade`` showed (a message starting with ``prefix``) is over."""
+        entry = self._started.get(key)
+        if entry is not None and not entry[1].closed and (entry[1].health.message or "").startswith(prefix):
+            entry[1].set_health("ok")
+
     def keys(self) -> list[str]:
         return list(self._started)
 

@@ -195,9 +195,11 @@ class Reporter(AttemptReporter):
 
     async def end(self, run_changes: dict[str, Any], **changes: Any) -> tuple[AttemptRecord, RunRecord]:
         """Record the attempt's end and its run's new fields (with the start fields not yet
-        written): one storage call, one transaction where the backend supports it."""
+        written): one storage call, one transaction where the backend supports it; safe to
+        call again after it raised."""
         attempt = dataclasses.replace(self.attempt, **changes)
-        start, self._run_changes = self._run_changes or {}, None
-        stored, self.stored = self.stored, True
-        run = await self._storage.end_attempt(attempt, changes, {**start, **run_changes}, stored=stored)
+        start = self._run_changes or {}
+        run = await self._storage.end_attempt(attempt, changes, {**start, **run_changes}, stored=self.stored)
+        # Only once written: a failed write can be retried as it was.
+        self._run_changes, self.stored = None, True
         return attempt, run

@@ -9,9 +9,9 @@ import dataclasses
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from .._clock import SystemClock
 from ..abc import (
@@ -51,6 +51,7 @@ from .dispatch import base_run, with_overlap
 from .errors import EngineError
 from .ids import new_id
 from .notifications import Notifications, terminal_event
+from .outages import STORAGE_UNAVAILABLE, Outages
 from .queue import EventQueue
 from .recovery import CRASHED, Recovery, replacement_run, take_over
 from .reload import ReloadResult, carry_over, diff_jobs
@@ -59,12 +60,14 @@ from .retention import Retention
 from .schedules import Schedules
 from .slots import DEFAULT_MAX_PARALLEL, Slots, job_limit
 from .status import JobOutcomes, JobStatus, job_status
-from .timer import RETRY, SCHEDULE, WAIT_TIMEOUT, Timer
+from .timer import DISPATCH, REPLAN, RETRY, SCHEDULE, WAIT_TIMEOUT, Timer
 from .waiters import RunWaiters
 
 __all__ = ["Engine"]
 
 log = logging.getLogger("firelink.engine")
+
+T = TypeVar("T")
 
 TIMER_BATCH = 64
 """Due timers handled before the dispatcher turns their events into runs: thousands of
@@ -110,6 +113,7 @@ class Engine:
         self._conditions = Conditions(build_dag(self._jobs))
         self._notifications = Notifications(plugins)
         self._retention = Retention()
+        self._outages = Outages()
         self._outcomes = JobOutcomes()
         self._executors = Executors(plugins)
         self._triggers = Triggers(plugins)
@@ -141,6 +145,16 @@ class Engine:
     def sleeping_until(self) -> float | None:
         """While the timer sleeps: the wall time it will wake at (None while busy)."""
         return self._timer.sleeping_until
+
+    @property
+    def storage_errors(self) -> int:
+        """Engine steps storage failed since start (each is retried)."""
+        return self._outages.errors
+
+    @property
+    def storage_retries_pending(self) -> int:
+        """Steps waiting to be retried because storage failed them (0 when storage is fine)."""
+        return len(self._outages)
 
     @property
     def notifier_failures(self) -> int:
@@ -258,7 +272,7 @@ class Engine:
         if isinstance(trigger, ScheduleTrigger):
             # Planned before it starts: missed fires are emitted before new ones.
             self._timer.add_schedule(spec.key, trigger)
-            await self._schedules.plan(spec.key, plan_from=plan_from)
+            await self._plan(spec.key, plan_from=plan_from)
         await self._triggers.start(spec.key)
 
     async def _plan_deferred(self) -> None:
@@ -358,20 +372,55 @@ class Engine:
                 continue
             if await timer.sleep_until_due():
                 for key in timer.schedule_keys():
-                    await self._schedules.plan(key)
+                    await self._plan(key)
 
     async def _timer_step(self, kind: str, key: str, data: Any) -> None:
         try:
             if kind == SCHEDULE:
-                await self._schedules.fire(key, data)
+                late = f"{SCHEDULE}:{key}" in self._outages
+                await self._schedules.fire(key, data, retried=late)
+                if late:
+                    self._step_done(SCHEDULE, key, key)
+                    await self._plan(key)  # fires missed meanwhile follow `catchup`
+            elif kind == REPLAN:
+                await self._plan(key)
+            elif kind == DISPATCH:
+                await self._dispatch(data)
             elif kind == RETRY:
                 if not self._stopping:
                     self._slots.retry(data)
                     self._pump()
             elif kind == WAIT_TIMEOUT:
                 await self._wait_timed_out(key)
-        except Exception:  # noqa: BLE001 - the timer must survive a failing step
-            log.exception("timer step %s %s failed", kind, key)
+        except Exception as exc:  # noqa: BLE001 - the timer must survive a failing step: it comes again
+            self._step_failed(kind, key, data, exc, key if kind == SCHEDULE else None)
+
+    def _step_failed(self, kind: str, key: str, data: Any, exc: Exception, trigger_key: str | None) -> None:
+        """A step storage (or a bug) failed: retry it after a backoff, and show the outage
+        on the trigger it serves and in metrics. No step is dropped: nothing goes silently dead."""
+        step = f"{kind}:{key}"
+        delay = self._outages.failed(step)
+        log.warning("%s %s failed, retrying in %gs: %s: %s", kind, key, delay, type(exc).__name__, exc)
+        log.debug("%s %s failed", kind, key, exc_info=exc)
+        if trigger_key is not None:
+            self._triggers.degrade(trigger_key, self._outages.message(step, exc, delay))
+        self._timer.push(self.clock.now() + delay, kind, key, data)
+
+    def _step_done(self, kind: str, key: str, trigger_key: str | None) -> None:
+        if self._outages.recovered(f"{kind}:{key}"):
+            log.info("%s %s went through after a storage failure", kind, key)
+            if trigger_key is not None:
+                self._triggers.undegrade(trigger_key, STORAGE_UNAVAILABLE)
+
+    async def _plan(self, key: str, *, plan_from: float | None = None) -> None:
+        """(Re)plan a schedule; if storage fails it, plan it again later (with catch-up)."""
+        try:
+            await self._schedules.plan(key, plan_from=plan_from)
+        except Exception as exc:  # noqa: BLE001 - retried: a schedule is never left unplanned
+            self._step_failed(REPLAN, key, None, exc, key)
+        else:
+            if self._outages:
+                self._step_done(REPLAN, key, key)
 
     # ------------------------------------------------------------------ event queue -> dispatch
     async def _dispatch(self, event: TriggerEvent) -> None:
@@ -379,8 +428,11 @@ class Engine:
             await self._dispatch_one(event)
         except StorageConflict as exc:
             log.info("event %s already dispatched: %s", event.id, exc)
-        except Exception:  # noqa: BLE001 - one bad event must not stop the queue
-            log.exception("cannot dispatch event %s of job %s", event.id, event.job)
+        except Exception as exc:  # noqa: BLE001 - retried later; one bad event must not stop the queue
+            self._step_failed(DISPATCH, event.id, event, exc, event.trigger_key)
+        else:
+            if self._outages:
+                self._step_done(DISPATCH, event.id, event.trigger_key)
 
     async def _dispatch_one(self, event: TriggerEvent) -> None:
         job = self._jobs.get(event.job)
@@ -485,10 +537,45 @@ class Engine:
 
     async def _execute(self, queued: RunRecord) -> bool:
         job = self._job(queued.job)
-        run = await self.storage.claim_run(queued.id, self.owner, from_states=(RunState.QUEUED, RunState.RETRYING))
+        try:
+            run = await self.storage.claim_run(queued.id, self.owner, from_states=(RunState.QUEUED, RunState.RETRYING))
+        except Exception as exc:  # noqa: BLE001 - still queued in storage: it keeps its slot and is claimed later
+            self._step_failed(RETRY, queued.id, queued, exc, queued.trigger_key)
+            return False
+        if self._outages:
+            self._step_done(RETRY, queued.id, queued.trigger_key)
         if run is None or job is None:
             return True
-        return await self._attempt(job, run)
+        try:
+            return await self._attempt(job, run)
+        except Exception as exc:  # noqa: BLE001 - a claimed run must end, never stay running
+            log.exception("run %s of job %s failed in the engine", run.id, job.name)
+            await self._end_failed(run, f"the engine could not run the attempt: {type(exc).__name__}: {exc}")
+            return True
+
+    async def _until_stored(self, step: str, write: Callable[[], Awaitable[T]]) -> T:
+        """A write that ends a claimed run, retried until storage takes it: an outage never
+        leaves the run running (at shutdown it gives up; the next start recovers the run)."""
+        while True:
+            try:
+                result = await write()
+            except Exception as exc:  # noqa: BLE001 - shown in the log and metrics, retried
+                if self._stopping:
+                    raise
+                delay = self._outages.failed(step)
+                log.warning("%s failed, retrying in %gs: %s: %s", step, delay, type(exc).__name__, exc)
+                await asyncio.sleep(delay)
+            else:
+                self._outages.recovered(step)
+                return result
+
+    async def _end_failed(self, run: RunRecord, reason: str) -> None:
+        now = self.clock.now()
+        run = await self._until_stored(
+            f"end of run {run.id}",
+            lambda: self.storage.update_run(run.id, state=RunState.FAILED, finished_at=now, reason=reason),
+        )
+        self._terminal(run, None)
 
     async def _call_executor(
         self, job: JobSpec, reporter: Reporter, call: Awaitable[AttemptResult | None], *, recovering: bool = False
@@ -543,7 +630,9 @@ class Engine:
     async def _attempt_done(self, job: JobSpec, reporter: Reporter, result: AttemptResult) -> bool:
         """Record the attempt's result; return whether the job slot is free again (False while retrying)."""
         outcome = attempt_outcome(job, reporter.attempt.number, result, self.clock.now())
-        attempt, run = await reporter.end(outcome.run_changes, **outcome.attempt_changes)
+        attempt, run = await self._until_stored(
+            f"end of run {reporter.attempt.run_id}", lambda: reporter.end(outcome.run_changes, **outcome.attempt_changes)
+        )
         if outcome.retry_delay is None:
             self._terminal(run, attempt)
             return True
@@ -628,7 +717,11 @@ class Engine:
         async with self._dag_lock:
             if self._conditions.is_waiting(run):
                 self._conditions.unwait(run)
-                await self._finish_waiting(run, RunState.SKIPPED, f"wait_timeout: upstream not ready within {limit}")
+                try:
+                    await self._finish_waiting(run, RunState.SKIPPED, f"wait_timeout: upstream not ready within {limit}")
+                except Exception:
+                    self._conditions.add_waiting(run)  # still waiting in storage: the timer step comes again
+                    raise
 
     # ------------------------------------------------------------------ recovery
     async def _load_history(self) -> None:

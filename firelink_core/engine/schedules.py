@@ -34,13 +34,18 @@ class Schedules:
         if catch_up.last_fire is not None:
             await self._storage.set_last_fire(key, catch_up.last_fire)
 
-    async def fire(self, key: str, data: tuple[int, float]) -> None:
-        """A due schedule entry: store and queue its fire, then plan the next one."""
+    async def fire(self, key: str, data: tuple[int, float], *, retried: bool = False) -> None:
+        """A due schedule entry: store and queue its fire, then plan the next one.
+
+        ``retried``: the fire failed before (storage was down); it is dropped if it is now
+        older than the job's ``misfire_grace``, as a fire missed while the daemon was down is."""
         current = self._timer.fire(key, data)
         if current is None:
             return
         trigger, due = current
-        await self._emit_fire(trigger, due, last_fire=True)
+        grace = trigger.context.job.misfire_grace
+        if not (retried and grace is not None and self._timer.clock.now() - due > grace):
+            await self._emit_fire(trigger, due, last_fire=True)
         self._timer.plan_next(key, utc(due))
 
     async def _emit_fire(

@@ -20,8 +20,10 @@ from ..abc import Clock, ScheduleTrigger
 __all__ = [
     "CATCHUP_ALL_LIMIT",
     "CATCHUP_SCAN_LIMIT",
+    "DISPATCH",
     "JUMP_TOLERANCE",
     "MAX_SLEEP",
+    "REPLAN",
     "RETRY",
     "SCHEDULE",
     "WAIT_TIMEOUT",
@@ -51,6 +53,10 @@ RETRY = "retry"
 """A retrying run's next attempt is due; data: the run."""
 WAIT_TIMEOUT = "wait_timeout"
 """A waiting run's ``wait_timeout`` passed; data: the job name."""
+REPLAN = "replan"
+"""A schedule storage failed to plan is planned again (with catch-up); data: None."""
+DISPATCH = "dispatch"
+"""An event storage failed to turn into a run is dispatched again; data: the event."""
 
 
 def utc(ts: float) -> datetime:
