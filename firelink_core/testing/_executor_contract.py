@@ -86,6 +86,7 @@ spec = json.loads(sys.argv[1])
 module, _, name = spec["cls"].partition(":")
 cls = getattr(importlib.import_module(module), name)
 request = AttemptRequest(**{**spec["request"], "log_path": Path(spec["request"]["log_path"])})
+request.log_path.parent.mkdir(parents=True, exist_ok=True)  # an executor may write only through the reporter
 
 class Reporter(AttemptReporter):
     async def started(self, handle):
