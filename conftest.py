@@ -11,6 +11,7 @@ _PACKAGES = {
     "firelink_fs": ROOT / "plugins" / "firelink_fs" / "firelink_fs",
     "firelink_s3": ROOT / "plugins" / "firelink_s3" / "firelink_s3",
     "firelink_docker": ROOT / "plugins" / "firelink_docker" / "firelink_docker",
+    "firelink_celery": ROOT / "plugins" / "firelink_celery" / "firelink_celery",
 }
 
 
