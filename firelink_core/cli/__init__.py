@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import click
 
-from .. import __version__
 from . import _config_cmds, _control_cmds, _graph_cmds, _history_cmds, _run_cmd
+from ._version import version_option
 
 __all__ = ["main", "run"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="firelink")
+@version_option
 def main() -> None:
     """firelink: a plugin-based job scheduler.
 

@@ -1,0 +1,29 @@
+"""The command line as a user meets it: ``--version``, bare-second durations, the default config,
+the ``--plugin`` option, completion and broken plugins; the installed ``firelink`` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+FIRELINK = str(Path(sys.executable).with_name("firelink"))
+
+
+def firelink(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("FIRELINK_")}
+    return subprocess.run([FIRELINK, *args], capture_output=True, text=True, cwd=cwd, env={**clean, **(env or {})},
+                          timeout=60)
+
+
+def test_version_names_the_core_and_every_plugin_distribution() -> None:
+    result = firelink("--version")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"firelink-core {metadata.version('firelink-core')}"
+    installed = {ep.dist.name for ep in metadata.entry_points(group="firelink") if ep.dist is not None}
+    assert installed, "the first-party plugins are installed in the test venv"
+    for dist in installed:
+        assert f"{dist} {metadata.version(dist)}" in lines
