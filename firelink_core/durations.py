@@ -17,12 +17,13 @@ __all__ = [
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 _PART = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d|w)")
-DURATION_PATTERN = r"^\s*((\d+(\.\d+)?)(ms|s|m|h|d|w))+\s*$"
-"""The JSON Schema ``pattern`` of a duration string."""
+_NUMBER = re.compile(r"^\s*\d+(?:\.\d+)?\s*$")
+DURATION_PATTERN = r"^\s*(\d+(\.\d+)?|((\d+(\.\d+)?)(ms|s|m|h|d|w))+)\s*$"
+"""The JSON Schema ``pattern`` of a duration string: units, or a bare number of seconds (``"90"``)."""
 
 
 def parse_duration(value: str | int | float) -> float:
-    """Seconds in a duration; a bare number is seconds. Raises ``ValueError`` with a reason."""
+    """Seconds in a duration; a bare number (or a string of one) is seconds. Raises ``ValueError`` with a reason."""
     if isinstance(value, bool):
         raise ValueError(f"expected a duration like 30s, 5m or 1h30m, got {value!r}")
     if isinstance(value, (int, float)):
@@ -30,6 +31,9 @@ def parse_duration(value: str | int | float) -> float:
             raise ValueError(f"a duration cannot be negative, got {value!r}")
         return float(value)
     text = str(value).strip()
+    if _NUMBER.match(text):
+        # A quoted YAML "90" and `--grace 0` mean seconds, as the bare number 90 does.
+        return float(text)
     pos, total = 0, 0.0
     for match in _PART.finditer(text):
         if match.start() != pos:

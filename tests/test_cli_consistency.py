@@ -27,3 +27,24 @@ def test_version_names_the_core_and_every_plugin_distribution() -> None:
     assert installed, "the first-party plugins are installed in the test venv"
     for dist in installed:
         assert f"{dist} {metadata.version(dist)}" in lines
+
+
+# --------------------------------------------------------------------------- durations
+
+
+def test_a_quoted_number_of_seconds_is_a_duration(tmp_path: Path) -> None:
+    config = tmp_path / "firelink.yaml"
+    config.write_text(
+        "jobs:\n"
+        "  - name: a\n    trigger: interval\n    every: \"90\"\n    command: ['true']\n    timeout: '2.5'\n"
+    )
+    result = firelink("validate", str(config))
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_bad_duration_still_reads_as_one(tmp_path: Path) -> None:
+    config = tmp_path / "firelink.yaml"
+    config.write_text("jobs:\n  - name: a\n    trigger: interval\n    every: \"90 s\"\n    command: ['true']\n")
+    result = firelink("validate", str(config))
+    assert result.returncode == 1
+    assert "4:12: job 'a': expected a duration like 30s, 5m or 1h30m, got '90 s'" in result.stdout
