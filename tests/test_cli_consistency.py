@@ -9,6 +9,8 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
+import pytest
+
 FIRELINK = str(Path(sys.executable).with_name("firelink"))
 
 
@@ -48,3 +50,53 @@ def test_a_bad_duration_still_reads_as_one(tmp_path: Path) -> None:
     result = firelink("validate", str(config))
     assert result.returncode == 1
     assert "4:12: job 'a': expected a duration like 30s, 5m or 1h30m, got '90 s'" in result.stdout
+
+
+def test_stop_grace_takes_a_bare_number() -> None:
+    result = firelink("stop", "--grace", "0", "--state-dir", "/nonexistent/firelink-state")
+    assert result.returncode == 3, result.stderr  # the duration parsed; no daemon runs there
+
+
+# --------------------------------------------------------------------------- the default config
+
+
+INVALID = "jobs:\n  - name: a\n    trigger: manual\n    command: ['true']\n    timeout: soon\n"
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_run_and_validate_find_firelink_yaml_in_the_current_folder(tmp_path: Path, command: str) -> None:
+    (tmp_path / "firelink.yaml").write_text(INVALID)
+    result = firelink(command, cwd=tmp_path)
+    assert result.returncode == 1
+    assert "firelink.yaml:5:14: job 'a': expected a duration" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_run_and_validate_find_firelink_config(tmp_path: Path, command: str) -> None:
+    (tmp_path / "elsewhere.yaml").write_text(INVALID)
+    (tmp_path / "firelink.yaml").write_text("not: used\n")
+    result = firelink(command, cwd=tmp_path, env={"FIRELINK_CONFIG": str(tmp_path / "elsewhere.yaml")})
+    assert result.returncode == 1
+    assert "elsewhere.yaml:5:14: job 'a': expected a duration" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("command", ["run", "validate"])
+def test_without_any_config_run_and_validate_say_where_they_looked(tmp_path: Path, command: str) -> None:
+    result = firelink(command, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "set FIRELINK_CONFIG or run where firelink.yaml is" in result.stderr
+
+
+# --------------------------------------------------------------------------- --plugin
+
+
+def test_every_plugin_option_reads_the_same() -> None:
+    from firelink_core.cli import main
+
+    seen = {}
+    for name, command in main.commands.items():
+        for param in command.params:
+            if "--plugin" in getattr(param, "opts", ()):
+                seen[name] = (param.metavar, param.help, param.name)
+    assert {"run", "validate", "schema", "plugins"} <= seen.keys()
+    assert len(set(seen.values())) == 1, seen

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -23,6 +24,9 @@ __all__ = [
     "duration_param",
     "address_param",
     "load_config_or_exit",
+    "plugin_option",
+    "DEFAULT_CONFIG",
+    "default_config_or_exit",
 ]
 
 EXIT_OK = 0
@@ -30,6 +34,18 @@ EXIT_FAILURE = 1
 EXIT_USAGE = 2
 """Also an unknown job name (the argument is wrong)."""
 EXIT_NOT_RUNNING = 3
+
+DEFAULT_CONFIG = Path("firelink.yaml")
+"""The config every command uses when none is given and ``FIRELINK_CONFIG`` is unset."""
+
+plugin_option = click.option(
+    "--plugin",
+    "extra_plugins",
+    multiple=True,
+    metavar="MODULE[:ATTR]",
+    help="Load this plugin module too (repeatable; also FIRELINK_PLUGINS, comma-separated).",
+)
+"""The one ``--plugin`` option of every command that loads plugins."""
 
 
 def fail(message: str, code: int = EXIT_FAILURE) -> NoReturn:
@@ -58,6 +74,21 @@ def address_param(_ctx: click.Context, param: click.Parameter, value: Any) -> tu
         return parse_address(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param=param) from None
+
+
+def default_config_or_exit(argument: str) -> Path:
+    """The config when none is named: ``FIRELINK_CONFIG``, else ``./firelink.yaml``; exit 2 without one.
+
+    The same rule as the client commands' ``-c``, for ``run`` and ``validate``.
+    """
+    named = os.environ.get("FIRELINK_CONFIG")
+    if named:
+        if not Path(named).is_file():
+            fail(f"FIRELINK_CONFIG names {named!r}, which is not a file", EXIT_USAGE)
+        return Path(named)
+    if not DEFAULT_CONFIG.is_file():
+        fail(f"no config: give {argument}, set FIRELINK_CONFIG or run where firelink.yaml is", EXIT_USAGE)
+    return DEFAULT_CONFIG
 
 
 def _print_config_errors(errors: Iterable[Any]) -> None:

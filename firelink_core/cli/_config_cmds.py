@@ -9,17 +9,9 @@ import click
 
 from ..config import ConfigError, merged_schema, validate_files
 from ..plugins import KINDS, Plugins, make_plugins
+from ._common import default_config_or_exit, plugin_option
 
 __all__ = ["COMMANDS", "validate", "schema", "plugins_cmd"]
-
-_plugin_option = click.option(
-    "--plugin",
-    "extra_plugins",
-    multiple=True,
-    metavar="IMPORT.PATH",
-    help="Load this plugin module too (repeatable; also FIRELINK_PLUGINS, comma-separated).",
-)
-
 
 def _escape_data(text: str) -> str:
     return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
@@ -42,7 +34,7 @@ def _github(error: ConfigError) -> str:
 
 
 @click.command()
-@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
 @click.option(
     "--format",
     "fmt",
@@ -51,13 +43,16 @@ def _github(error: ConfigError) -> str:
     show_default=True,
     help="text: file:line:col: message; json: a report object; github: workflow annotations.",
 )
-@_plugin_option
+@plugin_option
 def validate(files: Sequence[str], fmt: str, extra_plugins: Sequence[str]) -> None:
     """Check config FILES and report every problem with its location.
 
-    Needs no daemon, no network and no credentials; ${VARS} are not interpolated.
+    Without FILES: FIRELINK_CONFIG, else ./firelink.yaml. Needs no daemon, no network
+    and no credentials; ${VARS} are not interpolated.
     Exit status: 0 all valid, 1 any problem, 2 usage error (missing file).
     """
+    if not files:
+        files = [str(default_config_or_exit("FILES"))]
     by_file: dict[str, list[ConfigError]] = {f: [] for f in files}
     for error in validate_files(files, extra_plugins=extra_plugins):
         by_file.setdefault(error.file, []).append(error)
@@ -92,7 +87,7 @@ def _report_plugin_errors(plugins: Plugins) -> None:
 
 
 @click.command()
-@_plugin_option
+@plugin_option
 def schema(extra_plugins: Sequence[str]) -> None:
     """Print the JSON Schema (draft 2020-12) of the config, with every installed plugin's options.
 
@@ -107,7 +102,7 @@ def schema(extra_plugins: Sequence[str]) -> None:
 
 @click.command("plugins")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object instead of text.")
-@_plugin_option
+@plugin_option
 def plugins_cmd(as_json: bool, extra_plugins: Sequence[str]) -> None:
     """List loaded plugins, where each came from, and the component types it provides.
 

@@ -10,20 +10,26 @@ import click
 from .._daemon import lock_holder, run_daemon, spawn_detached
 from ..model import Config
 from ..plugins import Plugins
-from ._common import address_param, duration_param, fail, load_config_or_exit
+from ._common import (
+    address_param,
+    default_config_or_exit,
+    duration_param,
+    fail,
+    load_config_or_exit,
+    plugin_option,
+)
 
 __all__ = ["COMMANDS", "run_cmd"]
 
 
 @click.command("run")
-@click.argument("config", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("config", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--state-dir", type=click.Path(file_okay=False, path_type=Path), envvar="FIRELINK_STATE_DIR",
     help="Where state, logs, the lock and the control socket live (default: the config's"
     " state_dir, else ~/.local/state/firelink). Env FIRELINK_STATE_DIR.",
 )
-@click.option("--plugin", "plugins", multiple=True, metavar="IMPORT_PATH",
-              help="Load an extra plugin module (repeatable).")
+@plugin_option
 @click.option("--grace", default="30s", show_default=True, callback=duration_param,
               help="How long running jobs get to finish on SIGTERM/SIGINT before they are terminated.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
@@ -36,9 +42,9 @@ __all__ = ["COMMANDS", "run_cmd"]
               help="Run in the background: pid file and log file in the state directory.")
 @click.option("--detached-child", is_flag=True, hidden=True)
 def run_cmd(
-    config: Path,
+    config: Path | None,
     state_dir: Path | None,
-    plugins: tuple[str, ...],
+    extra_plugins: tuple[str, ...],
     grace: float,
     log_format: str,
     log_level: str,
@@ -49,15 +55,18 @@ def run_cmd(
     """Run the scheduler daemon on CONFIG until SIGTERM/SIGINT (or `firelink stop`).
 
     \b
+    Without CONFIG: FIRELINK_CONFIG, else ./firelink.yaml.
     The config is validated first, exactly as `firelink validate` does.
     SIGTERM/SIGINT: graceful stop (a second SIGINT stops at once).
     SIGHUP or `firelink reload`: re-read the config (an invalid one is rejected).
     Exit codes: 0 after a graceful stop, 1 invalid config, already running or a
     daemon error, 2 usage error.
     """
+    if config is None:
+        config = default_config_or_exit("CONFIG")
     config_path = config.absolute()
     override = state_dir.expanduser().absolute() if state_dir is not None else None
-    loaded_config, loaded_plugins = load_config_or_exit(config_path, extra_plugins=plugins, state_dir=override)
+    loaded_config, loaded_plugins = load_config_or_exit(config_path, extra_plugins=extra_plugins, state_dir=override)
     resolved_state = Path(loaded_config.state_dir)
 
     if detach and not detached_child:
@@ -66,7 +75,7 @@ def run_cmd(
             fail(f"firelink is already running on state directory {resolved_state} (pid {pid})")
         args = [str(config_path), "--state-dir", str(resolved_state), "--grace", f"{grace}s",
                 "--log-format", log_format, "--log-level", log_level]
-        for plugin in plugins:
+        for plugin in extra_plugins:
             args += ["--plugin", plugin]
         if metrics is not None:
             args += ["--metrics", f"[{metrics[0]}]:{metrics[1]}" if ":" in metrics[0] else f"{metrics[0]}:{metrics[1]}"]
@@ -79,7 +88,7 @@ def run_cmd(
         # An invalid new config is the daemon's to report (it keeps the old one): no exit here.
         from ..config import load_config as load
 
-        return load(config_path, extra_plugins=plugins, state_dir=override)
+        return load(config_path, extra_plugins=extra_plugins, state_dir=override)
 
     sys.exit(
         run_daemon(

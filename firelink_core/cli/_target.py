@@ -19,7 +19,7 @@ from ..abc import Storage, StorageContext
 from ..config import load_config
 from ..model import Config
 from ..plugins import Plugins, make_plugins
-from ._common import EXIT_NOT_RUNNING, EXIT_USAGE, fail, load_config_or_exit
+from ._common import DEFAULT_CONFIG, EXIT_NOT_RUNNING, EXIT_USAGE, fail, load_config_or_exit
 
 __all__ = [
     "Target",
@@ -32,8 +32,6 @@ __all__ = [
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
-
-_DEFAULT_CONFIG = Path("firelink.yaml")
 
 
 def locate_options(func: F) -> F:
@@ -79,8 +77,8 @@ class Target:
     """Where a client command looks: the state directory and, if known, the config file."""
 
     def __init__(self, state_dir: Path | None, config_path: Path | None) -> None:
-        if config_path is None and _DEFAULT_CONFIG.is_file() and state_dir is None:
-            config_path = _DEFAULT_CONFIG
+        if config_path is None and DEFAULT_CONFIG.is_file() and state_dir is None:
+            config_path = DEFAULT_CONFIG
         self.config_path = config_path.absolute() if config_path else None
         if state_dir is not None:
             self.state_dir = state_dir.expanduser().absolute()
