@@ -73,10 +73,11 @@ def check_state_dir(path: Path, *, files: Iterable[str] = DAEMON_FILES) -> None:
 
     A daemon (often root) writes its pid, lock, socket, database and job logs there: if another
     user owns the folder, may write in it, or planted a symlink in it, those writes land where
-    that user chooses. So the folder must belong to the daemon's user and be writable by it
-    alone; every folder above it must belong to that user or root and be writable by no other
-    user (its group may write when it is the user's own group), unless sticky (``/tmp``); the daemon's files and ``logs/`` with its job folders must
-    be real files and folders of that user, never symlinks.
+    that user chooses. So the folder must belong to the daemon's user and be writable by no
+    other user (its group may write when it is the user's own group); every folder above it
+    must belong to that user or root and be writable by no other user either, unless sticky
+    (``/tmp``); the daemon's files, and ``logs/`` with its job folders, must be real files
+    and folders of that user, never symlinks.
     """
     uid = os.geteuid()
     path = Path(path)
@@ -95,9 +96,7 @@ def check_state_dir(path: Path, *, files: Iterable[str] = DAEMON_FILES) -> None:
                 f" {_user(pst.st_uid)}, who could replace it; use a state directory in folders of"
                 f" {_user(uid)} or root"
             )
-        # Group-writable is fine for the user's own group (umask 002 with private groups).
-        shared = pst.st_mode & 0o002 or (pst.st_mode & 0o020 and pst.st_gid != os.getegid())
-        if shared and not pst.st_mode & stat.S_ISVTX:
+        if _writable_by_others(pst) and not pst.st_mode & stat.S_ISVTX:
             raise UnsafeStateDir(
                 f"refusing the state directory {path}: the folder {parent} above it is writable by"
                 f" other users (mode {stat.S_IMODE(pst.st_mode):03o}), who could replace it"
@@ -126,11 +125,16 @@ def _check_dir(path: Path, st: os.stat_result, uid: int, what: str) -> None:
             f"refusing {what} {path}: it belongs to {_user(st.st_uid)}, not to {_user(uid)} who runs"
             f" firelink; use a directory of your own (or `chown {_user(uid)} {path}` if it is yours)"
         )
-    if st.st_mode & 0o022:
+    if _writable_by_others(st):
         raise UnsafeStateDir(
             f"refusing {what} {path}: other users may write in it (mode {stat.S_IMODE(st.st_mode):03o});"
             f" `chmod 700 {path}`"
         )
+
+
+def _writable_by_others(st: os.stat_result) -> bool:
+    # Group-writable is fine for the user's own group (umask 002 with private groups).
+    return bool(st.st_mode & 0o002 or (st.st_mode & 0o020 and st.st_gid != os.getegid()))
 
 
 def _check_entry(path: Path, uid: int, *, directory: bool | None) -> bool:

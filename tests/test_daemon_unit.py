@@ -302,3 +302,17 @@ def test_every_control_command_declares_its_request_fields() -> None:
 
     commands = {name.removeprefix("_cmd_") for name in dir(ControlServer) if name.startswith("_cmd_")}
     assert commands == set(REQUEST_FIELDS)
+
+
+def test_a_state_dir_group_writable_by_the_users_own_group_is_accepted(tmp_path: Path) -> None:
+    # umask 002 with per-user groups makes folders 0775: that group is the user's own.
+    from firelink_core._state_dir import UnsafeStateDir, check_state_dir
+
+    state = tmp_path / "state"
+    (state / "logs" / "job").mkdir(parents=True)
+    for folder in (state, state / "logs", state / "logs" / "job"):
+        os.chmod(folder, 0o775)
+    check_state_dir(state)
+    os.chown(state / "logs" / "job", -1, os.getegid() + 1)
+    with pytest.raises(UnsafeStateDir, match="other users may write in it"):
+        check_state_dir(state)
