@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,11 +59,14 @@ def begin_attempt(
     return dataclasses.replace(run, **changes), reporter
 
 
-def attempt_request(job: JobSpec, run: RunRecord, number: int, log_path: Path) -> AttemptRequest:
+def attempt_request(
+    job: JobSpec, run: RunRecord, number: int, log_path: Path, secrets: Mapping[str, str] | None = None
+) -> AttemptRequest:
     """What the executor gets: the command, and the environment (the event's variables,
     the ``FIRELINK_*`` ones, the job's ``env:``, and for a run made on request its own
-    overrides last)."""
-    env = dict(run.env)
+    overrides last). ``secrets``: the request's env values, which the run's record holds masked."""
+    event_env = {**run.env, **(secrets or {})}
+    env = dict(event_env)
     env.update(
         FIRELINK_JOB=job.name,
         FIRELINK_RUN_ID=run.id,
@@ -73,7 +77,7 @@ def attempt_request(job: JobSpec, run: RunRecord, number: int, log_path: Path) -
     env.update(job.env)
     if is_requested(run.options):
         # `firelink trigger --env` values are per-run overrides of the job's defaults.
-        env.update({k: v for k, v in run.env.items() if not k.startswith("FIRELINK_")})
+        env.update({k: v for k, v in event_env.items() if not k.startswith("FIRELINK_")})
     return AttemptRequest(
         run_id=run.id,
         job=job.name,

@@ -55,7 +55,7 @@ from .outages import STORAGE_UNAVAILABLE, Outages
 from .queue import EventQueue
 from .recovery import CRASHED, Recovery, replacement_run, take_over
 from .reload import ReloadResult, carry_over, diff_jobs
-from .requests import request_spec, requested_option, upstream_states
+from .requests import Secrets, request_spec, requested_option, upstream_states
 from .retention import Retention
 from .schedules import Schedules
 from .slots import DEFAULT_MAX_PARALLEL, Slots, job_limit
@@ -122,6 +122,7 @@ class Engine:
         self._events = EventQueue(self.clock)
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._waiters = RunWaiters()
+        self._secrets = Secrets()
         self._dag_lock = asyncio.Lock()
         self._log_folders = LogFolders(config.state_dir)
         self._bg: set[asyncio.Task[Any]] = set()
@@ -334,7 +335,12 @@ class Engine:
         run_id = new_id()
         options = {"with_upstream": True} if with_upstream else {}
         payload = cls.request_payload(with_upstream=with_upstream)
-        await self._emit(spec, payload, env, run_id=run_id, options=options, key=key, requested=True)
+        masked = self._secrets.keep(run_id, env)
+        try:
+            await self._emit(spec, payload, masked, run_id=run_id, options=options, key=key, requested=True)
+        except BaseException:
+            self._secrets.forget(run_id)
+            raise
         return run_id
 
     async def wait_run(self, run_id: str, timeout: float | None = None) -> RunRecord:
@@ -439,6 +445,7 @@ class Engine:
         if job is None:
             log.warning("dropping event %s: job %r is not in the config any more", event.id, event.job)
             await self.storage.drop_event(event.id)
+            self._secrets.forget(event.run_id)
             return
         base = base_run(event, job, self.clock.now())
         flag = requested_option(event.options)
@@ -546,6 +553,12 @@ class Engine:
             self._step_done(RETRY, queued.id, queued.trigger_key)
         if run is None or job is None:
             return True
+        lost = self._secrets.lost(run)
+        if lost:
+            await self._end_failed(run, f"the values of {', '.join(lost)} given with the request (firelink trigger"
+                                        " --env) are kept in the daemon's memory only and were lost in a restart:"
+                                        " trigger the job again")
+            return True
         try:
             return await self._attempt(job, run)
         except Exception as exc:  # noqa: BLE001 - a claimed run must end, never stay running
@@ -606,7 +619,7 @@ class Engine:
         self._run_event(RunStarted(run=run, attempt=reporter.attempt))
         timer = asyncio.get_running_loop().call_later(START_WRITE_DELAY, self._write_start, reporter)
         try:
-            request = attempt_request(job, run, run.attempts, log_path)
+            request = attempt_request(job, run, run.attempts, log_path, self._secrets.get(run.id))
             executor = self._executors[job.executor.type]
             result = await self._call_executor(job, reporter, executor.run(request, reporter))
         finally:
@@ -652,6 +665,7 @@ class Engine:
         if recovered:
             self._run_event(RunRecovered(run=run, attempt=attempt))
         self._waiters.finished(run)
+        self._secrets.forget(run.id)
         if followers is not None:
             self._spawn(self._follow_up(run, followers))
         if job is not None and run.state in DONE_STATES:
@@ -843,9 +857,12 @@ class Engine:
 
         async def settle() -> None:
             while self._events or self._bg or self._timer.wake.is_set() or self._timer.sleeping_until is None:
-                if self._bg:
-                    await asyncio.gather(*list(self._bg), return_exceptions=True)
+                pending = [task for task in self._bg if not task.done()]
+                if pending:
+                    await asyncio.gather(*pending, return_exceptions=True)
                 else:
+                    # Done tasks leave _bg in a callback: yield so it runs (from 3.12,
+                    # gathering finished tasks completes without yielding: a busy loop).
                     await asyncio.sleep(0.005)
 
         await asyncio.wait_for(settle(), timeout)

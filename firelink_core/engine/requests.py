@@ -10,13 +10,44 @@ from ..abc import Storage, Trigger
 from ..model import JobSpec, TriggerSpec
 from ..records import RunRecord, RunState
 
-__all__ = ["NEUTRAL_LABEL", "REQUESTED", "is_requested", "request_spec", "requested_option", "upstream_states"]
+__all__ = ["NEUTRAL_LABEL", "REQUESTED", "SECRET_MASK", "Secrets", "is_requested", "request_spec", "requested_option", "upstream_states"]
 
 REQUESTED = "requested"
 """Key of the flag in an event's and a run's ``options``: made on request, so the request's
 ``env`` overrides the job's own ``env``."""
+SECRET_MASK = "***"
+"""What a run's record holds for each value given with a request's env: the values
+themselves stay in the daemon's memory and reach the run's process only."""
 NEUTRAL_LABEL = "request"
 """The trigger label of runs started by hand when no installed trigger class declares ``on_request``."""
+
+
+class Secrets:
+    """The env values of requests by run id, in memory only, until the run finishes."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, dict[str, str]] = {}
+
+    def keep(self, run_id: str, env: Mapping[str, str] | None) -> dict[str, str]:
+        """Keep the request's values; return the env its records hold (names, values masked)."""
+        if not env:
+            return {}
+        self._values[run_id] = dict(env)
+        return {name: SECRET_MASK for name in env}
+
+    def get(self, run_id: str) -> dict[str, str] | None:
+        return self._values.get(run_id)
+
+    def lost(self, run: RunRecord) -> list[str]:
+        """The request env names of ``run`` whose values are not in memory (the daemon restarted)."""
+        if not is_requested(run.options) or not run.env:
+            return []
+        kept = self._values.get(run.id) or {}
+        return sorted(name for name, value in run.env.items() if value == SECRET_MASK and name not in kept)
+
+    def forget(self, run_id: str | None) -> None:
+        if run_id is not None:
+            self._values.pop(run_id, None)
 
 
 def is_requested(options: Mapping[str, Any]) -> bool:
