@@ -124,6 +124,39 @@ def test_not_a_database_is_a_clear_error_and_left_alone(tmp_path: Path) -> None:
     assert digest(path) == before
 
 
+def test_an_emptied_database_is_refused_never_recreated(tmp_path: Path) -> None:
+    path = tmp_path / "firelink.db"
+    close(opened(path))
+    path.write_bytes(b"")
+    with pytest.raises(StorageError, match=r"is empty \(0 bytes\).*Restore it from a backup"):
+        opened(path)
+    assert path.stat().st_size == 0
+
+
+def test_a_new_database_appears_only_complete(tmp_path: Path) -> None:
+    path = tmp_path / "firelink.db"
+    (tmp_path / ".firelink.db.creating").write_bytes(b"left by a killed start")
+    close(opened(path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["firelink.db", "firelink.db.lock"]
+    assert raw(path).execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+
+
+def test_damaged_pages_are_found_at_open_and_left_alone(tmp_path: Path) -> None:
+    path = tmp_path / "firelink.db"
+    storage = opened(path)
+    for i in range(200):
+        asyncio.run(storage.create_run(RunRecord(id=f"r{i}", job="a", created_at=T0 + i, payload={"i": "x" * 200})))
+    close(storage)
+    data = bytearray(path.read_bytes())
+    data[3 * 4096 : 6 * 4096] = bytes(3 * 4096)
+    path.write_bytes(bytes(data))
+    before = digest(path)
+    with pytest.raises(StorageError, match=r"damaged|malformed") as refused:
+        opened(path)
+    assert ".recover" in str(refused.value)
+    assert digest(path) == before
+
+
 def test_check_refuses_a_directory_as_path(tmp_path: Path) -> None:
     (problem,) = SqliteStorage.check({"path": str(tmp_path)})
     assert problem.path == ("path",) and "directory" in problem.message

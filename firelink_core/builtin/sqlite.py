@@ -169,8 +169,9 @@ class SqliteStorage(Storage):
     Calls run synchronously on the event loop: each is one short transaction on one
     connection with cached prepared statements and no fsync (``synchronous=NORMAL``), which
     costs microseconds, far less than a thread hand-off, and keeps calls in order. The one
-    wait is ``busy_timeout`` when another *writer* process holds the file (two daemons on
-    one database); readers such as ``firelink runs`` never block the daemon in WAL mode.
+    wait is ``busy_timeout`` when another process holds SQLite's write lock (a ``sqlite3``
+    shell, a backup); readers such as ``firelink runs`` never block the daemon in WAL mode.
+    A second daemon on the same file is refused at ``open()`` (see ``DatabaseLock``).
     """
 
     type_name = "sqlite"
