@@ -22,8 +22,15 @@ __all__ = [
     "last_run_text",
     "table",
     "print_json",
+    "json_times",
+    "iso_time",
     "show_stream_message",
 ]
+
+_TIME_KEYS = frozenset({"scheduled_for", "next_due", "since"})
+"""Timestamp fields not named ``*_at``."""
+_OPAQUE_KEYS = frozenset({"payload", "env", "options", "handle"})
+"""A run's data from its trigger and executor: printed as they wrote it, never reformatted."""
 
 
 def when(ts: float | None, now: float | None = None) -> str:
@@ -72,9 +79,42 @@ def table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join(lines)
 
 
+def iso_time(ts: float) -> str:
+    """The one timestamp format of ``--json`` output: ISO 8601 in UTC with its offset, to the microsecond."""
+    return dt.datetime.fromtimestamp(ts, dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def _time_value(value: Any) -> Any:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return iso_time(value)
+    if isinstance(value, str):
+        try:
+            parsed = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        # A naive time is the daemon's local time; astimezone() reads it so before converting.
+        return parsed.astimezone(dt.timezone.utc).isoformat(timespec="microseconds")
+    return value
+
+
+def json_times(value: Any) -> Any:
+    """Every timestamp field (``*_at``, ``scheduled_for``, ``next_due``, ``since``) of plain JSON
+    values as ``iso_time``: the control protocol carries epoch seconds, scripts get one format."""
+    if isinstance(value, Mapping):
+        return {
+            key: item if key in _OPAQUE_KEYS
+            else _time_value(item) if key.endswith("_at") or key in _TIME_KEYS
+            else json_times(item)
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [json_times(item) for item in value]
+    return value
+
+
 def print_json(value: Any) -> None:
-    """Records, dates and enums as indented JSON on stdout."""
-    click.echo(json.dumps(to_jsonable(value), indent=2))
+    """Records, dates and enums as indented JSON on stdout, timestamps as ``iso_time``."""
+    click.echo(json.dumps(json_times(to_jsonable(value)), indent=2))
 
 
 def show_stream_message(message: Mapping[str, Any], *, quiet: bool = False) -> RunRecord | None:
