@@ -12,6 +12,7 @@ import random
 import threading
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 from firelink_core._control import ControlClient, ControlError, DaemonNotRunning
@@ -90,7 +91,7 @@ def test_kill_9_cycles_lose_nothing_double_nothing_and_leave_nothing_stuck(daemo
         runs = daemon.runs("--limit", "1000000")
         progress["missing"] = sorted(acked - {r["id"] for r in runs})[:10]
         progress["active"] = Counter(
-            (r["job"], r["state"]) for r in runs if r["state"] in ACTIVE and r["created_at"] < restarted
+            (r["job"], r["state"]) for r in runs if r["state"] in ACTIVE and datetime.fromisoformat(r["created_at"]).timestamp() < restarted
         )
         return not progress["missing"] and not progress["active"]
 

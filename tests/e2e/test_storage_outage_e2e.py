@@ -98,7 +98,10 @@ def test_a_locked_database_delays_fires_and_the_schedule_resumes_by_itself(daemo
 
     # Storage is back: the schedule resumes by itself, healthy, its next due in the future.
     wait_for(
-        lambda: any((r["scheduled_for"] or 0) > released + 1 for r in daemon.runs("tick")),
+        lambda: any(
+            r["scheduled_for"] and datetime.fromisoformat(r["scheduled_for"]).timestamp() > released + 1
+            for r in daemon.runs("tick")
+        ),
         30, message="fires after the outage",
     )
     status = _tick(daemon)
