@@ -15,12 +15,13 @@ from .._control import ControlError, DaemonNotRunning, run_from_dict
 from .._daemon import lock_holder
 from ..durations import format_duration
 from ..records import RunRecord, RunState
-from ._common import EXIT_FAILURE, EXIT_NOT_RUNNING, EXIT_OK, duration_param, fail
+from ._common import EXIT_FAILURE, EXIT_NOT_RUNNING, duration_param, fail
 from ._format import (
+    exit_code_of,
     iso_to_ts,
     last_run_text,
     print_json,
-    result_text,
+    print_run_end,
     show_stream_message,
     table,
     when,
@@ -186,8 +187,8 @@ def trigger_cmd(
                 if as_json:
                     print_json(done)
                 else:
-                    _print_run_end(done)
-                sys.exit(_exit_code_of(done))
+                    print_run_end(done)
+                sys.exit(exit_code_of(done))
     except DaemonNotRunning as exc:
         target.check_alive_without_socket()
         not_running(exc)
@@ -198,22 +199,6 @@ def trigger_cmd(
         click.echo(f"\nfirelink: stopped watching; the run goes on{where}", err=True)
         sys.exit(130)
     fail("the daemon stopped before the run ended" + (f" (run {run_id})" if run_id else ""))
-
-
-def _exit_code_of(run: RunRecord) -> int:
-    """The job's exit code; 1 for a failure without one (timeout, signal, executor error)."""
-    if run.state == RunState.SUCCESS:
-        return EXIT_OK
-    if run.exit_code is not None and 0 < run.exit_code < 256:
-        return run.exit_code
-    return EXIT_FAILURE
-
-
-def _print_run_end(run: RunRecord) -> None:
-    took = run.duration()
-    extra = f" in {format_duration(took)}" if took is not None else ""
-    reason = f": {run.reason}" if run.reason else (f": {run.error}" if run.error else "")
-    click.echo(f"firelink: run {run.id} {result_text(run)}{extra}{reason}", err=True)
 
 
 # --------------------------------------------------------------------------- stop / reload

@@ -13,12 +13,14 @@ import click
 
 from .._control import ControlError, run_from_dict, to_jsonable
 from ..durations import format_duration
-from ..records import RunRecord
+from ..records import RunRecord, RunState
 
 __all__ = [
     "when",
     "iso_to_ts",
     "result_text",
+    "exit_code_of",
+    "print_run_end",
     "last_run_text",
     "table",
     "print_json",
@@ -63,6 +65,24 @@ def result_text(run: RunRecord) -> str:
     elif run.signal:
         text += f" (signal {run.signal})"
     return text
+
+
+def exit_code_of(run: RunRecord) -> int:
+    """A finished run as an exit code: 0 success, the job's own 1-255, else 1 (timeout, signal,
+    executor error, skipped, upstream failed, interrupted)."""
+    if run.state == RunState.SUCCESS:
+        return 0
+    if run.exit_code is not None and 0 < run.exit_code < 256:
+        return run.exit_code
+    return 1
+
+
+def print_run_end(run: RunRecord) -> None:
+    """``firelink: run ID failed (exit 3) in 2s: reason`` on stderr."""
+    took = run.duration()
+    extra = f" in {format_duration(took)}" if took is not None else ""
+    reason = f": {run.reason}" if run.reason else (f": {run.error}" if run.error else "")
+    click.echo(f"firelink: run {run.id} {result_text(run)}{extra}{reason}", err=True)
 
 
 def last_run_text(run: RunRecord | None, now: float) -> str:

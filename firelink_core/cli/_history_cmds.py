@@ -2,19 +2,29 @@
 
 from __future__ import annotations
 
+import codecs
+import re
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from .._control import ControlError, DaemonNotRunning, attempt_from_dict, run_from_dict
 from ..durations import format_duration
-from ..logs import attempt_log_path, read_log
+from ..logs import LogCursor, attempt_log_path, read_log
 from ..records import AttemptRecord, RunRecord, RunState
-from ._common import fail
-from ._format import print_json, result_text, show_stream_message, table, when
+from ._common import EXIT_NOT_RUNNING, fail
+from ._format import (
+    exit_code_of,
+    print_json,
+    print_run_end,
+    result_text,
+    show_stream_message,
+    table,
+    when,
+)
 from ._target import Target, complete_jobs, control_failure, locate_options, not_running
 
 __all__ = ["COMMANDS", "runs_cmd", "logs_cmd"]
@@ -61,75 +71,204 @@ def runs_cmd(
     click.echo(table(rows, ["RUN", "JOB", "STATE", "TRIGGER", "STARTED", "TOOK", "REASON"]))
 
 
+NEXT_RUN_POLL = 0.5
+"""Seconds between looks for a job's next run while ``logs -f JOB`` waits for one."""
+
+
 @click.command("logs")
 @click.argument("job", shell_complete=complete_jobs)
 @click.argument("run_id", required=False)
-@click.option("-f", "--follow", is_flag=True, help="Keep printing output until the run finishes.")
+@click.option("-f", "--follow", is_flag=True,
+              help="Keep printing: RUN_ID until it ends (exit with its code); without RUN_ID, JOB's latest run "
+              "and every next one until Ctrl-C.")
+@click.option("--tail", type=click.IntRange(min=0), metavar="N",
+              help="Only the last N lines of the output written so far (then follow, with -f).")
 @click.option("--state-dir", type=click.Path(file_okay=False, path_type=Path), envvar="FIRELINK_STATE_DIR",
               help="The daemon's state directory. Env FIRELINK_STATE_DIR.")
 @click.option("-c", "--config", "config_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               envvar="FIRELINK_CONFIG", help="A config file whose state_dir to use. Env FIRELINK_CONFIG.")
-def logs_cmd(job: str, run_id: str | None, follow: bool, state_dir: Path | None, config_path: Path | None) -> None:
+def logs_cmd(
+    job: str, run_id: str | None, follow: bool, tail: int | None, state_dir: Path | None, config_path: Path | None
+) -> None:
     """Print a run's output (JOB's latest run by default), every attempt in order.
 
-    With -f, a running run is followed until it finishes (with the daemon down, what
-    was written is printed). Exit codes: 0, 1 no such run, 2 unknown job.
+    \b
+    -f JOB RUN_ID follows that run until it ends and exits with its code (as
+    `trigger --wait` does); -f JOB follows the latest run, then each next run of
+    JOB as it comes, until Ctrl-C (exit 0). With the daemon down, what was written
+    is printed (exit 3 with -f, unless RUN_ID has ended: its code).
+    Exit codes: 0, 1 no such run, 2 unknown job, 3 daemon not running (with -f).
     """
     target = Target(state_dir, config_path)
-    up, result = target.try_request("run", job=job, run_id=run_id)
-    if up:
-        run = run_from_dict(result["run"])
-        attempts = [attempt_from_dict(a) for a in result["attempts"]]
-    else:
-        target.check_job_offline(job)
-
-        async def fetch(storage: Any) -> tuple[RunRecord | None, list[AttemptRecord]]:
-            if run_id is not None:
-                found = await storage.get_run(run_id)
-            else:
-                latest = await storage.list_runs(job, limit=1)
-                found = latest[0] if latest else None
-            return found, (await storage.list_attempts(found.id) if found else [])
-
-        fetched = target.read_history(fetch)
-        run, attempts = fetched if fetched else (None, [])
-        if run is None:
-            fail(f"no run {run_id!r}" if run_id else f"job {job!r} has not run yet")
+    up, run, attempts = _find_run(target, job, run_id)
+    if run is None:
+        if up and follow and run_id is None:
+            click.echo(f"firelink: {job} has not run yet; waiting for its first run", err=True)
+            _follow_job(target, job, None, [], tail)
+        fail(f"no run {run_id!r}" if run_id else f"job {job!r} has not run yet")
     if run.job != job:
         fail(f"run {run.id} belongs to job {run.job!r}, not {job!r}")
-    if follow and not run.finished and up:
-        _follow(target, run.id)
+    if not follow:
+        _print_output(target.state_dir, run, attempts, tail)
         return
-    _print_attempt_logs(target.state_dir, run, attempts)
+    if not up:
+        _print_output(target.state_dir, run, attempts, tail)
+        if run_id is not None and run.finished:
+            sys.exit(exit_code_of(run))
+        click.echo("firelink is not running: nothing more to follow", err=True)
+        sys.exit(EXIT_NOT_RUNNING)
+    if run_id is None:
+        _follow_job(target, job, run, attempts, tail)
+    try:
+        done = _stream_run(target, run, attempts, tail)
+    except KeyboardInterrupt:
+        click.echo(f"\nfirelink: stopped watching; the run goes on (run {run.id})", err=True)
+        sys.exit(130)
+    sys.exit(exit_code_of(done))
 
 
-def _print_attempt_logs(state_dir: Path, run: RunRecord, attempts: list[AttemptRecord]) -> None:
+def _find_run(target: Target, job: str, run_id: str | None) -> tuple[bool, RunRecord | None, list[AttemptRecord]]:
+    """``(daemon up, the run or None, its attempts)``: RUN_ID or JOB's latest run."""
+    try:
+        result = target.client.request("run", job=job, run_id=run_id)
+    except DaemonNotRunning:
+        target.check_alive_without_socket()
+    except ControlError as exc:
+        if exc.code == "no-runs":
+            return True, None, []
+        control_failure(exc)
+    else:
+        return True, run_from_dict(result["run"]), [attempt_from_dict(a) for a in result["attempts"]]
+    target.check_job_offline(job)
+
+    async def fetch(storage: Any) -> tuple[RunRecord | None, list[AttemptRecord]]:
+        if run_id is not None:
+            found = await storage.get_run(run_id)
+        else:
+            latest = await storage.list_runs(job, limit=1)
+            found = latest[0] if latest else None
+        return found, (await storage.list_attempts(found.id) if found else [])
+
+    fetched = target.read_history(fetch)
+    run, attempts = fetched if fetched else (None, [])
+    return False, run, attempts
+
+
+def _attempt_path(state_dir: Path, run: RunRecord, attempt: AttemptRecord) -> Path:
+    return Path(attempt.log_path or attempt_log_path(state_dir, run.job, run.id, attempt.number))
+
+
+_LINE = re.compile(rb"[^\n]*\n|[^\n]+$")
+
+
+def _last_lines(data: bytes, count: int) -> tuple[bytes, int]:
+    """The last ``count`` lines of ``data`` (a last line without newline counts) and how many there were."""
+    lines = _LINE.findall(data)[-count:] if count else []
+    return b"".join(lines), len(lines)
+
+
+def _write_attempts(outputs: list[tuple[int, bytes]], tail: int | None) -> None:
+    """Each attempt's output in order (``tail``: only the last lines of them all), a marker
+    line on stderr before each attempt when there are several."""
+    shown = outputs
+    if tail is not None:
+        shown, left = [], tail
+        for number, data in reversed(outputs):
+            if left <= 0:
+                break
+            part, lines = _last_lines(data, left)
+            left -= lines
+            shown.insert(0, (number, part))
     out = sys.stdout.buffer
+    for number, data in shown:
+        if len(outputs) > 1:
+            click.echo(f"firelink: attempt {number}", err=True)
+        out.write(data)
+        out.flush()
+
+
+def _print_output(state_dir: Path, run: RunRecord, attempts: list[AttemptRecord], tail: int | None) -> None:
     ordered = sorted(attempts, key=lambda a: a.number)
     if not ordered:
         click.echo(f"firelink: run {run.id} has no output yet ({run.state.value})", err=True)
         return
-    for attempt in ordered:
-        if len(ordered) > 1:
-            click.echo(f"firelink: attempt {attempt.number}", err=True)
-        path = attempt.log_path or attempt_log_path(state_dir, run.job, run.id, attempt.number)
-        out.write(read_log(path))
-        out.flush()
+    _write_attempts([(a.number, read_log(_attempt_path(state_dir, run, a))) for a in ordered], tail)
 
 
-def _follow(target: Target, run_id: str) -> None:
+def _print_tail_so_far(state_dir: Path, run: RunRecord, attempts: list[AttemptRecord], tail: int) -> dict[int, int]:
+    """Print the last ``tail`` lines written so far; return, per attempt, how many characters
+    of the daemon's follow stream they cover (it starts each attempt from the beginning)."""
+    outputs, covered = [], {}
+    for attempt in sorted(attempts, key=lambda a: a.number):
+        # Read as the daemon's follower reads (dropped-output marker, then the kept bytes), and
+        # decode as it does, so the count matches the start of what it streams.
+        data = LogCursor(_attempt_path(state_dir, run, attempt)).read_new()
+        covered[attempt.number] = len(codecs.getincrementaldecoder("utf-8")(errors="replace").decode(data))
+        outputs.append((attempt.number, data))
+    _write_attempts(outputs, tail)
+    return covered
+
+
+def _stream_run(target: Target, run: RunRecord, attempts: list[AttemptRecord], tail: int | None) -> RunRecord:
+    """Follow one run on the daemon's stream until it ends; return it as it ended."""
+    covered = _print_tail_so_far(target.state_dir, run, attempts, tail) if tail is not None else {}
+    current = 0
     try:
-        for message in target.client.stream("follow", run_id=run_id, timeout=None):
+        for message in target.client.stream("follow", run_id=run.id, timeout=None):
             if "result" in message:
                 continue
-            if show_stream_message(message) is not None:
-                return
+            if "attempt" in message:
+                current = message["attempt"]
+                if current in covered:
+                    continue  # its marker was printed with the tail
+            elif "log" in message and covered.get(current):
+                text = message["log"]
+                skip = min(covered[current], len(text))
+                covered[current] -= skip
+                if skip == len(text):
+                    continue
+                message = {"log": text[skip:]}
+            done = show_stream_message(message)
+            if done is not None:
+                return done
     except DaemonNotRunning as exc:
         not_running(exc)
     except ControlError as exc:
         control_failure(exc)
+    fail(f"the daemon stopped before the run ended (run {run.id})")
+
+
+def _follow_job(
+    target: Target, job: str, first: RunRecord | None, attempts: list[AttemptRecord], tail: int | None
+) -> NoReturn:
+    """Follow ``first`` (JOB's latest run), then each next run of JOB, until Ctrl-C (exit 0)."""
+    newest, seen = 0.0, set()
+    try:
+        if first is not None:
+            print_run_end(_stream_run(target, first, attempts, tail))
+            newest, seen = first.created_at, {first.id}
+        while True:
+            try:
+                found = target.client.request("runs", job=job, limit=1000)["runs"]
+            except DaemonNotRunning as exc:
+                not_running(exc)
+            except ControlError as exc:
+                control_failure(exc)
+            fresh = sorted(
+                (r for r in map(run_from_dict, found) if r.id not in seen and r.created_at >= newest),
+                key=lambda r: r.created_at,
+            )
+            if not fresh:
+                time.sleep(NEXT_RUN_POLL)
+                continue
+            for run in fresh:
+                if run.created_at > newest:
+                    newest, seen = run.created_at, set()
+                seen.add(run.id)
+                click.echo(f"firelink: run {run.id} of {job} ({run.trigger or 'trigger unknown'})", err=True)
+                print_run_end(_stream_run(target, run, [], None))
     except KeyboardInterrupt:
-        sys.exit(130)
+        sys.exit(0)
 
 
 COMMANDS: list[click.Command] = [runs_cmd, logs_cmd]

@@ -116,7 +116,7 @@ def test_logs_of_a_run_and_following_a_running_one(daemon) -> None:
     assert "has not run yet" in none_yet.stderr
 
     run_id = start_slow(daemon)
-    follower = daemon.cli_popen("logs", "slow", "-f")
+    follower = daemon.cli_popen("logs", "slow", run_id, "-f")
     assert follower.stdout is not None
     assert follower.stdout.readline().strip() == "started"
     (daemon.root / "gate").touch()
