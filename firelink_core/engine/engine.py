@@ -9,9 +9,9 @@ import dataclasses
 import logging
 import os
 import socket
-from collections.abc import Awaitable, Callable, Coroutine, Iterable, Mapping
+from collections.abc import Awaitable, Coroutine, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from .._clock import SystemClock
 from ..abc import (
@@ -51,7 +51,7 @@ from .dispatch import base_run, with_overlap
 from .errors import EngineError
 from .ids import new_id
 from .notifications import Notifications, terminal_event
-from .outages import STORAGE_UNAVAILABLE, Outages
+from .outages import Outages
 from .queue import EventQueue
 from .recovery import CRASHED, Recovery, replacement_run, take_over
 from .reload import ReloadResult, carry_over, diff_jobs
@@ -60,14 +60,13 @@ from .retention import Retention
 from .schedules import Schedules
 from .slots import DEFAULT_MAX_PARALLEL, Slots, job_limit
 from .status import JobOutcomes, JobStatus, job_status
-from .timer import DISPATCH, REPLAN, RETRY, SCHEDULE, WAIT_TIMEOUT, Timer
+from .timer import DISPATCH, FOLLOW_UP, REPLAN, RETRY, SCHEDULE, WAIT_TIMEOUT, Timer
 from .waiters import RunWaiters
 
 __all__ = ["Engine"]
 
 log = logging.getLogger("firelink.engine")
 
-T = TypeVar("T")
 
 TIMER_BATCH = 64
 """Due timers handled before the dispatcher turns their events into runs: thousands of
@@ -113,10 +112,10 @@ class Engine:
         self._conditions = Conditions(build_dag(self._jobs))
         self._notifications = Notifications(plugins)
         self._retention = Retention()
-        self._outages = Outages()
         self._outcomes = JobOutcomes()
         self._executors = Executors(plugins)
         self._triggers = Triggers(plugins)
+        self._outages = Outages(self._timer, self._triggers, lambda: self._stopping)
         self._to_plan: list[tuple[JobSpec, TriggerSpec, type[Trigger]]] = []
         # coordination
         self._events = EventQueue(self.clock)
@@ -386,12 +385,14 @@ class Engine:
                 late = f"{SCHEDULE}:{key}" in self._outages
                 await self._schedules.fire(key, data, retried=late)
                 if late:
-                    self._step_done(SCHEDULE, key, key)
+                    self._outages.went_through(SCHEDULE, key, key)
                     await self._plan(key)  # fires missed meanwhile follow `catchup`
             elif kind == REPLAN:
                 await self._plan(key)
             elif kind == DISPATCH:
                 await self._dispatch(data)
+            elif kind == FOLLOW_UP:
+                await self._follow_up(*data)
             elif kind == RETRY:
                 if not self._stopping:
                     self._slots.retry(data)
@@ -399,34 +400,17 @@ class Engine:
             elif kind == WAIT_TIMEOUT:
                 await self._wait_timed_out(key)
         except Exception as exc:  # noqa: BLE001 - the timer must survive a failing step: it comes again
-            self._step_failed(kind, key, data, exc, key if kind == SCHEDULE else None)
-
-    def _step_failed(self, kind: str, key: str, data: Any, exc: Exception, trigger_key: str | None) -> None:
-        """A step storage (or a bug) failed: retry it after a backoff, and show the outage
-        on the trigger it serves and in metrics. No step is dropped: nothing goes silently dead."""
-        step = f"{kind}:{key}"
-        delay = self._outages.failed(step)
-        log.warning("%s %s failed, retrying in %gs: %s: %s", kind, key, delay, type(exc).__name__, exc)
-        log.debug("%s %s failed", kind, key, exc_info=exc)
-        if trigger_key is not None:
-            self._triggers.degrade(trigger_key, self._outages.message(step, exc, delay))
-        self._timer.push(self.clock.now() + delay, kind, key, data)
-
-    def _step_done(self, kind: str, key: str, trigger_key: str | None) -> None:
-        if self._outages.recovered(f"{kind}:{key}"):
-            log.info("%s %s went through after a storage failure", kind, key)
-            if trigger_key is not None:
-                self._triggers.undegrade(trigger_key, STORAGE_UNAVAILABLE)
+            self._outages.retry_later(kind, key, data, exc, key if kind == SCHEDULE else None)
 
     async def _plan(self, key: str, *, plan_from: float | None = None) -> None:
         """(Re)plan a schedule; if storage fails it, plan it again later (with catch-up)."""
         try:
             await self._schedules.plan(key, plan_from=plan_from)
         except Exception as exc:  # noqa: BLE001 - retried: a schedule is never left unplanned
-            self._step_failed(REPLAN, key, None, exc, key)
+            self._outages.retry_later(REPLAN, key, None, exc, key)
         else:
             if self._outages:
-                self._step_done(REPLAN, key, key)
+                self._outages.went_through(REPLAN, key, key)
 
     # ------------------------------------------------------------------ event queue -> dispatch
     async def _dispatch(self, event: TriggerEvent) -> None:
@@ -435,10 +419,10 @@ class Engine:
         except StorageConflict as exc:
             log.info("event %s already dispatched: %s", event.id, exc)
         except Exception as exc:  # noqa: BLE001 - retried later; one bad event must not stop the queue
-            self._step_failed(DISPATCH, event.id, event, exc, event.trigger_key)
+            self._outages.retry_later(DISPATCH, event.id, event, exc, event.trigger_key)
         else:
             if self._outages:
-                self._step_done(DISPATCH, event.id, event.trigger_key)
+                self._outages.went_through(DISPATCH, event.id, event.trigger_key)
 
     async def _dispatch_one(self, event: TriggerEvent) -> None:
         job = self._jobs.get(event.job)
@@ -547,17 +531,15 @@ class Engine:
         try:
             run = await self.storage.claim_run(queued.id, self.owner, from_states=(RunState.QUEUED, RunState.RETRYING))
         except Exception as exc:  # noqa: BLE001 - still queued in storage: it keeps its slot and is claimed later
-            self._step_failed(RETRY, queued.id, queued, exc, queued.trigger_key)
+            self._outages.retry_later(RETRY, queued.id, queued, exc, queued.trigger_key)
             return False
         if self._outages:
-            self._step_done(RETRY, queued.id, queued.trigger_key)
+            self._outages.went_through(RETRY, queued.id, queued.trigger_key)
         if run is None or job is None:
             return True
         lost = self._secrets.lost(run)
         if lost:
-            await self._end_failed(run, f"the values of {', '.join(lost)} given with the request (firelink trigger"
-                                        " --env) are kept in the daemon's memory only and were lost in a restart:"
-                                        " trigger the job again")
+            await self._end_failed(run, lost)
             return True
         try:
             return await self._attempt(job, run)
@@ -566,25 +548,9 @@ class Engine:
             await self._end_failed(run, f"the engine could not run the attempt: {type(exc).__name__}: {exc}")
             return True
 
-    async def _until_stored(self, step: str, write: Callable[[], Awaitable[T]]) -> T:
-        """A write that ends a claimed run, retried until storage takes it: an outage never
-        leaves the run running (at shutdown it gives up; the next start recovers the run)."""
-        while True:
-            try:
-                result = await write()
-            except Exception as exc:  # noqa: BLE001 - shown in the log and metrics, retried
-                if self._stopping:
-                    raise
-                delay = self._outages.failed(step)
-                log.warning("%s failed, retrying in %gs: %s: %s", step, delay, type(exc).__name__, exc)
-                await asyncio.sleep(delay)
-            else:
-                self._outages.recovered(step)
-                return result
-
     async def _end_failed(self, run: RunRecord, reason: str) -> None:
         now = self.clock.now()
-        run = await self._until_stored(
+        run = await self._outages.until_stored(
             f"end of run {run.id}",
             lambda: self.storage.update_run(run.id, state=RunState.FAILED, finished_at=now, reason=reason),
         )
@@ -643,7 +609,7 @@ class Engine:
     async def _attempt_done(self, job: JobSpec, reporter: Reporter, result: AttemptResult) -> bool:
         """Record the attempt's result; return whether the job slot is free again (False while retrying)."""
         outcome = attempt_outcome(job, reporter.attempt.number, result, self.clock.now())
-        attempt, run = await self._until_stored(
+        attempt, run = await self._outages.until_stored(
             f"end of run {reporter.attempt.run_id}", lambda: reporter.end(outcome.run_changes, **outcome.attempt_changes)
         )
         if outcome.retry_delay is None:
@@ -687,11 +653,17 @@ class Engine:
         async with self._dag_lock:
             if self._stopping:
                 return
-            for item in self._conditions.follow_ups(finished, followers, self._jobs):
-                if isinstance(item, JobSpec):
-                    await self._auto_run(item, finished)
-                else:
-                    await self._evaluate_waiting(item)
+            try:
+                for item in self._conditions.follow_ups(finished, followers, self._jobs):
+                    if isinstance(item, JobSpec):
+                        await self._auto_run(item, finished)
+                    else:
+                        await self._evaluate_waiting(item)
+            except Exception as exc:  # noqa: BLE001 - done again later: what went through is not redone
+                self._outages.retry_later(FOLLOW_UP, finished.id, (finished, followers), exc, None)
+            else:
+                if self._outages:
+                    self._outages.went_through(FOLLOW_UP, finished.id, None)
 
     async def _evaluate_waiting(self, run: RunRecord) -> None:
         job = self._jobs.get(run.job)
@@ -702,14 +674,18 @@ class Engine:
         if verdict == "wait":
             return
         self._conditions.unwait(run)
-        if verdict == "run":
-            run = await self.storage.update_run(run.id, state=RunState.QUEUED, reason=reason)
-            self._run_event(RunQueued(run=run, detail=reason))
-            self._enqueue(job, run)
-        elif verdict == "upstream_failed":
-            await self._finish_waiting(run, RunState.UPSTREAM_FAILED, reason)
-        else:
-            await self._finish_waiting(run, RunState.SKIPPED, reason)
+        try:
+            if verdict == "run":
+                run = await self.storage.update_run(run.id, state=RunState.QUEUED, reason=reason)
+                self._run_event(RunQueued(run=run, detail=reason))
+                self._enqueue(job, run)
+            elif verdict == "upstream_failed":
+                await self._finish_waiting(run, RunState.UPSTREAM_FAILED, reason)
+            else:
+                await self._finish_waiting(run, RunState.SKIPPED, reason)
+        except Exception:
+            self._conditions.add_waiting(run)  # still waiting in storage: decided again on the retry
+            raise
 
     async def _auto_run(self, job: JobSpec, finished: RunRecord) -> None:
         run = self._conditions.auto_run(job, finished, self.clock.now())

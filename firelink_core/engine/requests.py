@@ -38,12 +38,18 @@ class Secrets:
     def get(self, run_id: str) -> dict[str, str] | None:
         return self._values.get(run_id)
 
-    def lost(self, run: RunRecord) -> list[str]:
-        """The request env names of ``run`` whose values are not in memory (the daemon restarted)."""
+    def lost(self, run: RunRecord) -> str | None:
+        """Why ``run`` cannot run: request env values not in memory (the daemon restarted)."""
         if not is_requested(run.options) or not run.env:
-            return []
+            return None
         kept = self._values.get(run.id) or {}
-        return sorted(name for name, value in run.env.items() if value == SECRET_MASK and name not in kept)
+        lost = sorted(name for name, value in run.env.items() if value == SECRET_MASK and name not in kept)
+        if not lost:
+            return None
+        return (
+            f"the values of {', '.join(lost)} given with the request (firelink trigger --env) are kept in"
+            " the daemon's memory only and were lost in a restart: trigger the job again"
+        )
 
     def forget(self, run_id: str | None) -> None:
         if run_id is not None:

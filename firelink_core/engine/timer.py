@@ -21,6 +21,7 @@ __all__ = [
     "CATCHUP_ALL_LIMIT",
     "CATCHUP_SCAN_LIMIT",
     "DISPATCH",
+    "FOLLOW_UP",
     "JUMP_TOLERANCE",
     "MAX_SLEEP",
     "REPLAN",
@@ -57,6 +58,9 @@ REPLAN = "replan"
 """A schedule storage failed to plan is planned again (with catch-up); data: None."""
 DISPATCH = "dispatch"
 """An event storage failed to turn into a run is dispatched again; data: the event."""
+FOLLOW_UP = "follow_up"
+"""An upstream finish whose follow-up storage failed is followed up again; data:
+``(finished run, follower run ids)``."""
 
 
 def utc(ts: float) -> datetime:
