@@ -94,6 +94,8 @@ def _plugin_errors(plugins: Plugins, located: Located, filename: str) -> list[Co
     errors = []
     listed = _config_plugins(located.data)
     for err in plugins.errors:
+        if err.optional:
+            continue  # a warning for the CLI to print; a type the config needs from it is unknown-type
         line = column = None
         if err.plugin in listed:
             line, column = located.where(("plugins", listed.index(err.plugin)))

@@ -90,10 +90,13 @@ BASE_OF_KIND: dict[str, type[Component]] = {
 class PluginError(Exception):
     """A plugin could not be loaded or declares something invalid."""
 
-    def __init__(self, plugin: str, distribution: str | None, message: str) -> None:
+    def __init__(self, plugin: str, distribution: str | None, message: str, *, optional: bool = False) -> None:
         self.plugin = plugin
         self.distribution = distribution
         self.message = message
+        self.optional = optional
+        """An installed entry point that failed to import: it provides nothing and nobody named it,
+        so a config that needs none of its types runs without it (a warning, not an error)."""
         origin = f" (distribution {distribution})" if distribution else ""
         super().__init__(f"plugin {plugin!r}{origin}: {message}")
 
@@ -201,7 +204,9 @@ class Plugins:
                 obj = ep.load()
             except Exception as exc:  # noqa: BLE001
                 self.errors.append(
-                    PluginError(ep.name, dist, f"cannot be imported ({ep.value}): {type(exc).__name__}: {exc}")
+                    PluginError(
+                        ep.name, dist, f"cannot be imported ({ep.value}): {type(exc).__name__}: {exc}", optional=True
+                    )
                 )
                 continue
             self.register_module(

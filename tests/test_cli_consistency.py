@@ -100,3 +100,55 @@ def test_every_plugin_option_reads_the_same() -> None:
                 seen[name] = (param.metavar, param.help, param.name)
     assert {"run", "validate", "schema", "plugins"} <= seen.keys()
     assert len(set(seen.values())) == 1, seen
+
+
+# --------------------------------------------------------------------------- a broken plugin
+
+
+@pytest.fixture(scope="module")
+def broken_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder where pip installed a plugin distribution whose module fails to import."""
+    root = tmp_path_factory.mktemp("broken")
+    src = root / "src"
+    (src / "firelink_shaky").mkdir(parents=True)
+    (src / "firelink_shaky" / "__init__.py").write_text("")
+    (src / "firelink_shaky" / "plugin.py").write_text("import no_such_dependency_of_shaky\n")
+    (src / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["setuptools>=64"]\nbuild-backend = "setuptools.build_meta"\n'
+        '[project]\nname = "firelink-shaky"\nversion = "0.3.0"\n'
+        '[project.entry-points.firelink]\nshaky = "firelink_shaky.plugin"\n'
+        '[tool.setuptools]\npackages = ["firelink_shaky"]\n'
+    )
+    site = root / "site"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
+         "--target", str(site), str(src)],
+        check=True, capture_output=True, text=True,
+    )
+    return site
+
+
+WARNING = "firelink: warning: plugin 'shaky' (distribution firelink-shaky): cannot be imported"
+
+
+def test_a_broken_plugin_the_config_does_not_use_is_a_warning(broken_site: Path, tmp_path: Path) -> None:
+    config = tmp_path / "firelink.yaml"
+    config.write_text("jobs:\n  - name: a\n    trigger: manual\n    command: ['true']\n")
+    env = {"PYTHONPATH": str(broken_site)}
+    for args in (("validate",), ("graph", str(config)), ("schema",), ("status", "-c", str(config))):
+        result = firelink(*args, cwd=tmp_path, env={**env, "FIRELINK_STATE_DIR": str(tmp_path / "state")})
+        assert result.returncode in (0, 3), (args, result.stdout, result.stderr)  # status: 3, no daemon
+        assert WARNING in result.stderr, args
+    listed = firelink("--version", env=env)
+    assert "firelink-shaky 0.3.0 (broken" in listed.stdout
+    # `firelink plugins` is where plugins are diagnosed: it still fails on one that is broken.
+    assert firelink("plugins", env=env).returncode == 1
+
+
+def test_a_type_nobody_provides_names_the_broken_plugin(broken_site: Path, tmp_path: Path) -> None:
+    config = tmp_path / "firelink.yaml"
+    config.write_text("jobs:\n  - name: a\n    trigger: shaky_queue\n    command: ['true']\n")
+    result = firelink("validate", cwd=tmp_path, env={"PYTHONPATH": str(broken_site)})
+    assert result.returncode == 1
+    assert "3:14: job 'a': unknown trigger type 'shaky_queue'" in result.stdout
+    assert "installed but failed to load: 'shaky' (firelink-shaky)" in result.stdout

@@ -179,8 +179,8 @@ def test_plugin_that_fails_to_import_names_plugin_and_distribution(installed: di
     config = tmp_path / "c.yaml"
     config.write_text("jobs: []\n")
     result = _firelink("validate", str(config), pythonpath=site)
-    assert result.returncode == 1
-    assert result.stdout.startswith(f"{config}: plugin 'broken' (distribution firelink-broken): cannot be imported")
+    assert result.returncode == 0, result.stdout  # a config that uses nothing of it: a warning
+    assert "firelink: warning: plugin 'broken' (distribution firelink-broken): cannot be imported" in result.stderr
 
 
 INHOUSE = '''

@@ -27,6 +27,7 @@ __all__ = [
     "plugin_option",
     "DEFAULT_CONFIG",
     "default_config_or_exit",
+    "warn_broken_plugins",
 ]
 
 EXIT_OK = 0
@@ -91,6 +92,14 @@ def default_config_or_exit(argument: str) -> Path:
     return DEFAULT_CONFIG
 
 
+def warn_broken_plugins(plugins: Plugins) -> None:
+    """Print, as warnings, the installed plugins that failed to import: nothing the command needs
+    came from them (a type that did would be an error of its own, naming them)."""
+    for error in plugins.errors:
+        if error.optional:
+            click.echo(f"firelink: warning: {error}; skipped", err=True)
+
+
 def _print_config_errors(errors: Iterable[Any]) -> None:
     """Print config problems the way ``firelink validate`` does: ``file:line:col: message``."""
     for error in errors:
@@ -101,7 +110,9 @@ def load_config_or_exit(path: Path, *, extra_plugins: tuple[str, ...] = (), stat
                 interpolate: bool = True) -> tuple[Config, Plugins]:
     """Load and validate a config; on problems print them located (as ``validate`` does) and exit 1."""
     try:
-        return load_config(path, extra_plugins=extra_plugins, state_dir=state_dir, interpolate=interpolate)
+        config, plugins = load_config(path, extra_plugins=extra_plugins, state_dir=state_dir, interpolate=interpolate)
     except ConfigInvalid as exc:
         _print_config_errors(exc.errors)
         sys.exit(EXIT_FAILURE)
+    warn_broken_plugins(plugins)
+    return config, plugins

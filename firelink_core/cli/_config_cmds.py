@@ -9,7 +9,7 @@ import click
 
 from ..config import ConfigError, merged_schema, validate_files
 from ..plugins import KINDS, Plugins, make_plugins
-from ._common import default_config_or_exit, plugin_option
+from ._common import default_config_or_exit, plugin_option, warn_broken_plugins
 
 __all__ = ["COMMANDS", "validate", "schema", "plugins_cmd"]
 
@@ -53,6 +53,7 @@ def validate(files: Sequence[str], fmt: str, extra_plugins: Sequence[str]) -> No
     """
     if not files:
         files = [str(default_config_or_exit("FILES"))]
+    broken = [e for e in make_plugins(extra=extra_plugins).errors if e.optional]
     by_file: dict[str, list[ConfigError]] = {f: [] for f in files}
     for error in validate_files(files, extra_plugins=extra_plugins):
         by_file.setdefault(error.file, []).append(error)
@@ -63,13 +64,18 @@ def validate(files: Sequence[str], fmt: str, extra_plugins: Sequence[str]) -> No
             "files": [
                 {"file": f, "valid": not errs, "errors": [e.as_dict() for e in errs]} for f, errs in by_file.items()
             ],
+            "warnings": [str(e) for e in broken],
         }
         click.echo(json.dumps(report, indent=2))
     elif fmt == "github":
+        for error in broken:
+            click.echo(f"::warning title=firelink validate::{_escape_data(str(error))}")
         for errs in by_file.values():
             for error in errs:
                 click.echo(_github(error))
     else:
+        for error in broken:
+            click.echo(f"firelink: warning: {error}; skipped", err=True)
         for f, errs in by_file.items():
             for error in errs:
                 click.echo(str(error))
@@ -94,9 +100,10 @@ def schema(extra_plugins: Sequence[str]) -> None:
     Point your editor at it: a first line ``# yaml-language-server: $schema=<path>``.
     """
     plugins = make_plugins(extra=extra_plugins)
-    if plugins.errors:
+    if any(not e.optional for e in plugins.errors):
         _report_plugin_errors(plugins)
         raise SystemExit(1)
+    warn_broken_plugins(plugins)
     click.echo(json.dumps(merged_schema(plugins), indent=2, ensure_ascii=False))
 
 

@@ -41,6 +41,9 @@ def unknown_type(plugins: Plugins, kind: str, key: str, known: Iterable[str], la
     known = sorted(known)
     listing = f" (known: {', '.join(known)})" if known else ""
     suggestion = suggest(key, known)
+    broken = [f"{e.plugin!r}" + (f" ({e.distribution})" if e.distribution else "") for e in plugins.errors if e.optional]
+    if broken:  # a plugin that failed to import provides nothing: it may be the one meant
+        return f"unknown {what}{suggestion or listing}; installed but failed to load: {', '.join(broken)}"
     return f"unknown {what}{suggestion or listing}"
 
 
