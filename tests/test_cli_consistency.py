@@ -152,3 +152,35 @@ def test_a_type_nobody_provides_names_the_broken_plugin(broken_site: Path, tmp_p
     assert result.returncode == 1
     assert "3:14: job 'a': unknown trigger type 'shaky_queue'" in result.stdout
     assert "installed but failed to load: 'shaky' (firelink-shaky)" in result.stdout
+
+
+# --------------------------------------------------------------------------- shell completion
+
+
+JOBS = "jobs:\n  - {name: nightly, trigger: manual, command: ['true']}\n  - {name: notify, trigger: manual, command: ['true']}\n"
+
+
+def test_bash_completion_from_the_readme_line_offers_job_names(tmp_path: Path) -> None:
+    (tmp_path / "firelink.yaml").write_text(JOBS)
+    script = (
+        'eval "$(_FIRELINK_COMPLETE=bash_source firelink)"\n'
+        "COMP_WORDS=(firelink logs n); COMP_CWORD=2; _firelink_completion firelink\n"
+        'printf "%s\\n" "${COMPREPLY[@]}"\n'
+    )
+    path = f"{Path(FIRELINK).parent}{os.pathsep}{os.environ['PATH']}"
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                            env={**os.environ, "PATH": path})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["nightly", "notify"]
+
+
+@pytest.mark.parametrize("shell", ["zsh", "fish"])
+def test_zsh_and_fish_completion_offer_job_names(tmp_path: Path, shell: str) -> None:
+    (tmp_path / "firelink.yaml").write_text(JOBS)
+    source = firelink(env={"_FIRELINK_COMPLETE": f"{shell}_source"})
+    assert "_firelink_completion" in source.stdout
+    cword = "2" if shell == "zsh" else "no"
+    result = firelink(cwd=tmp_path, env={"_FIRELINK_COMPLETE": f"{shell}_complete",
+                                         "COMP_WORDS": "firelink trigger no", "COMP_CWORD": cword})
+    assert result.returncode == 0, result.stderr
+    assert "notify" in result.stdout and "nightly" not in result.stdout
