@@ -382,7 +382,7 @@ class Engine:
     async def _timer_step(self, kind: str, key: str, data: Any) -> None:
         try:
             if kind == SCHEDULE:
-                late = f"{SCHEDULE}:{key}" in self._outages
+                late = bool(self._outages) and f"{SCHEDULE}:{key}" in self._outages
                 await self._schedules.fire(key, data, retried=late)
                 if late:
                     self._outages.went_through(SCHEDULE, key, key)
