@@ -167,9 +167,11 @@ def _last_lines(data: bytes, count: int) -> tuple[bytes, int]:
     return b"".join(lines), len(lines)
 
 
-def _write_attempts(outputs: list[tuple[int, bytes]], tail: int | None) -> None:
+def _write_attempts(outputs: list[tuple[int, bytes]], tail: int | None, workers: dict[int, str] | None = None) -> None:
     """Each attempt's output in order (``tail``: only the last lines of them all), a marker
-    line on stderr before each attempt when there are several."""
+    line on stderr before each attempt when there are several or when ``workers`` names the
+    host that ran it (a remote executor's ``worker`` handle)."""
+    workers = workers or {}
     shown = outputs
     if tail is not None:
         shown, left = [], tail
@@ -181,8 +183,9 @@ def _write_attempts(outputs: list[tuple[int, bytes]], tail: int | None) -> None:
             shown.insert(0, (number, part))
     out = sys.stdout.buffer
     for number, data in shown:
-        if len(outputs) > 1:
-            click.echo(f"firelink: attempt {number}", err=True)
+        if len(outputs) > 1 or number in workers:
+            on = f" on worker {workers[number]}" if number in workers else ""
+            click.echo(f"firelink: attempt {number}{on}", err=True)
         out.write(data)
         out.flush()
 
@@ -192,7 +195,8 @@ def _print_output(state_dir: Path, run: RunRecord, attempts: list[AttemptRecord]
     if not ordered:
         click.echo(f"firelink: run {run.id} has no output yet ({run.state.value})", err=True)
         return
-    _write_attempts([(a.number, read_log(_attempt_path(state_dir, run, a))) for a in ordered], tail)
+    workers = {a.number: str(a.handle["worker"]) for a in ordered if a.handle and a.handle.get("worker")}
+    _write_attempts([(a.number, read_log(_attempt_path(state_dir, run, a))) for a in ordered], tail, workers)
 
 
 def _print_tail_so_far(state_dir: Path, run: RunRecord, attempts: list[AttemptRecord], tail: int) -> dict[int, int]:
