@@ -55,6 +55,7 @@ class Channel:
     """One broker and its Redis, shared by every attempt sent through them."""
 
     def __init__(self, options: CeleryOptions, logger: logging.Logger) -> None:
+        self._broker = options.broker
         self._app = make_app(options.broker)
         self._redis = aioredis.Redis.from_url(options.redis)
         self._where = redact(options.broker)
@@ -112,10 +113,17 @@ class Channel:
                 if not noted:
                     await relay.note(f"the broker {self._where} is unreachable: waiting to send the attempt")
                     noted = True
+                await self._reset_app()
                 delay = await self._unreachable(exc, delay)
                 continue
             self._reachable()
             return
+
+    async def _reset_app(self) -> None:
+        """A new Celery app after a failed send: the old one's pooled connections may be dead
+        ones that block for a socket timeout each once the broker is back."""
+        old, self._app = self._app, make_app(self._broker)
+        await asyncio.to_thread(old.close)
 
     def _publish(self, task_id: str, queue: str, payload: Mapping[str, Any]) -> None:
         # argsrepr: the job's env must not reach anything that shows task arguments.
