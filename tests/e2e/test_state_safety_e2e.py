@@ -169,6 +169,8 @@ def test_detach_refuses_a_hijacked_state_dir_too(daemon: FirelinkProcess, victim
     daemon.state_dir.mkdir(mode=0o700)
     (daemon.state_dir / "firelink.log").symlink_to(victim)
     result = daemon.cli("run", str(daemon.config), "--detach")
+    if result.returncode == 0:  # leave no daemon behind when this fails
+        daemon.cli("stop", "--grace", "0")
     assert result.returncode == 1
     assert "firelink.log is a symbolic link" in result.stderr
     assert victim.read_text() == "precious\n"
