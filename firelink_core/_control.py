@@ -302,7 +302,7 @@ class ControlServer:
             await _send(writer, {"ok": False, "error": exc.as_dict()})
             return
         cmd = request["cmd"]
-        handler = getattr(self, f"_cmd_{cmd}", None)
+        handler = getattr(self, f"_cmd_{cmd}")  # REQUEST_FIELDS names only commands served
         try:
             await handler(request, writer)
         except ControlError as exc:
