@@ -382,17 +382,13 @@ def source_url_problem(source: str) -> tuple[str, str] | None:
         return None
     written, rest = match.group(1), source[match.end():]
     scheme = written.lower()
-    if written == scheme and rest.startswith("//") and rest.strip("/"):
-        return None
+    if written == scheme and rest.startswith("//"):
+        return None  # what follows ``//`` is for the plugin serving the scheme to judge
     body = rest.lstrip("/")
     meant = f"{scheme}:///{body}" if scheme == "file" else f"{scheme}://{body or 'NAME/'}"
     if written != scheme:
-        why = f"the scheme is written in lower case ({scheme}://)"
-    elif not rest.startswith("//"):
-        why = f"{scheme}: URLs start with {scheme}://"
-    else:
-        why = f"nothing follows {scheme}://"
-    return why, meant
+        return f"the scheme is written in lower case ({scheme}://)", meant
+    return f"{scheme}: URLs start with {scheme}://", meant
 
 
 def _env_plugins() -> list[str]:

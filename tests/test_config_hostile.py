@@ -101,7 +101,7 @@ def messages(errors: list[ConfigError]) -> list[str]:
         ("S3://", "the scheme is written in lower case (s3://)"),
         ("S3://bucket/in/", "(did you mean 's3://bucket/in/'?)"),
         ("file:/x", "malformed source 'file:/x': file: URLs start with file:// (did you mean 'file:///x'?)"),
-        ("s3://", "nothing follows s3://"),
+        ("s3://", "no bucket name in 's3://'"),  # after s3:// the plugin judges
         ("s4://bucket/in/", "no installed plugin watches s4:// sources (known: file:// (or a path), s3://); "
          "did you mean 's3://bucket/in/'?"),
         ("gs://bucket/in/", "no installed plugin watches gs:// sources (known: file:// (or a path), s3://)"),
