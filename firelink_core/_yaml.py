@@ -27,7 +27,8 @@ Without aliases a document cannot hold more values than characters, so only alia
 "billion laughs" bomb) can exceed the budget, and the memory they take stays bounded.
 """
 MAX_ALIAS_REFERENCES = 10_000
-"""Alias references followed (nested ones included) whatever the size; beyond it, one per 16 characters."""
+"""Aliases of lists and mappings expanded (nested ones included) whatever the size; beyond
+it, one per 16 characters (aliases of scalars are values, counted by the budget)."""
 
 try:  # libyaml parses several times faster; the pure-Python loader gives the same nodes
     _Base: type = yaml.CSafeLoader
@@ -102,6 +103,7 @@ class _Loader(_Base):  # type: ignore[misc, valid-type]
     def flatten_mapping(self, node: Any) -> None:
         super().flatten_mapping(node)
         self.spend(node, len(node.value))
+
 
 Path = tuple[str | int, ...]
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -328,6 +330,7 @@ def load_located(text: str) -> Located:
     budget (``MIN_EXPANSION_BUDGET``, ``MAX_ALIAS_REFERENCES``), is a problem too, found
     before it takes more memory or time than its size warrants.
     """
+    # A character is at most 4 bytes: only a text that may be too large is encoded to measure it.
     size = len(text.encode("utf-8", "surrogatepass")) if len(text) * 4 > MAX_DOCUMENT_BYTES else len(text)
     if size > MAX_DOCUMENT_BYTES:
         located = Located(data=None)
