@@ -10,8 +10,7 @@ import jsonschema
 from firelink_docker._options import parse_memory, parse_volume
 from firelink_docker.executor import DockerExecutor
 
-from firelink_core.config import validate_files
-from firelink_core.plugins import make_plugins
+from firelink_core import make_plugins, validate_files
 
 
 def test_schema_is_valid_and_documented():

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from firelink_core.logs import parse_dropped_marker
+from firelink_core.plugin_api import parse_dropped_marker
 
 pytestmark = pytest.mark.docker
 
