@@ -242,6 +242,23 @@ def _stream_run(target: Target, run: RunRecord, attempts: list[AttemptRecord], t
     fail(f"the daemon stopped before the run ended (run {run.id})")
 
 
+def _runs_since(target: Target, job: str, newest: float, seen: set[str]) -> list[RunRecord]:
+    """JOB's runs created at or after ``newest`` and not ``seen``, oldest first. A few at each
+    look; more only when all of those few are new (a burst between two looks)."""
+    fresh: list[RunRecord] = []
+    for limit in (10, 1000):
+        try:
+            found = target.client.request("runs", job=job, limit=limit)["runs"]
+        except DaemonNotRunning as exc:
+            not_running(exc)
+        except ControlError as exc:
+            control_failure(exc)
+        fresh = [r for r in map(run_from_dict, found) if r.id not in seen and r.created_at >= newest]
+        if len(fresh) < limit:
+            break
+    return sorted(fresh, key=lambda r: r.created_at)
+
+
 def _follow_job(
     target: Target, job: str, first: RunRecord | None, attempts: list[AttemptRecord], tail: int | None
 ) -> NoReturn:
@@ -252,16 +269,7 @@ def _follow_job(
             print_run_end(_stream_run(target, first, attempts, tail))
             newest, seen = first.created_at, {first.id}
         while True:
-            try:
-                found = target.client.request("runs", job=job, limit=1000)["runs"]
-            except DaemonNotRunning as exc:
-                not_running(exc)
-            except ControlError as exc:
-                control_failure(exc)
-            fresh = sorted(
-                (r for r in map(run_from_dict, found) if r.id not in seen and r.created_at >= newest),
-                key=lambda r: r.created_at,
-            )
+            fresh = _runs_since(target, job, newest, seen)
             if not fresh:
                 time.sleep(NEXT_RUN_POLL)
                 continue
