@@ -52,6 +52,29 @@ def test_a_bad_duration_still_reads_as_one(tmp_path: Path) -> None:
     assert "4:12: job 'a': expected a duration like 30s, 5m or 1h30m, got '90 s'" in result.stdout
 
 
+def test_the_core_schema_copies_the_one_duration_pattern() -> None:
+    import json
+
+    import firelink_core
+    from firelink_core.durations import DURATION_PATTERN
+
+    text = (Path(firelink_core.__file__).parent / "schema" / "core.schema.json").read_text(encoding="utf-8")
+    patterns = set()
+
+    def walk(node: object) -> None:
+        if isinstance(node, dict):
+            if "ms|s|m|h|d|w" in str(node.get("pattern", "")):
+                patterns.add(node["pattern"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(json.loads(text))
+    assert patterns == {DURATION_PATTERN}
+
+
 def test_stop_grace_takes_a_bare_number() -> None:
     result = firelink("stop", "--grace", "0", "--state-dir", "/nonexistent/firelink-state")
     assert result.returncode == 3, result.stderr  # the duration parsed; no daemon runs there
