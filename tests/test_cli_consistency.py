@@ -3,6 +3,7 @@ the ``--plugin`` option, completion and broken plugins; the installed ``firelink
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -53,8 +54,6 @@ def test_a_bad_duration_still_reads_as_one(tmp_path: Path) -> None:
 
 
 def test_the_core_schema_copies_the_one_duration_pattern() -> None:
-    import json
-
     import firelink_core
     from firelink_core.durations import DURATION_PATTERN
 
@@ -162,6 +161,10 @@ def test_a_broken_plugin_the_config_does_not_use_is_a_warning(broken_site: Path,
         result = firelink(*args, cwd=tmp_path, env={**env, "FIRELINK_STATE_DIR": str(tmp_path / "state")})
         assert result.returncode in (0, 3), (args, result.stdout, result.stderr)  # status: 3, no daemon
         assert WARNING in result.stderr, args
+    as_json = firelink("validate", "--format", "json", cwd=tmp_path, env=env)
+    assert as_json.returncode == 0 and "firelink-shaky" in json.loads(as_json.stdout)["warnings"][0]
+    github = firelink("validate", "--format", "github", cwd=tmp_path, env=env)
+    assert github.returncode == 0 and github.stdout.startswith("::warning title=firelink validate::plugin 'shaky'")
     listed = firelink("--version", env=env)
     assert "firelink-shaky 0.3.0 (broken" in listed.stdout
     # `firelink plugins` is where plugins are diagnosed: it still fails on one that is broken.
