@@ -313,12 +313,22 @@ class Engine:
         last_fire: float | None = None,
     ) -> TriggerEvent | None:
         """Store and queue an event; ``last_fire``: also record the schedule's last fire time
-        (in the same transaction where the storage can); ``requested``: made on request."""
-        event = self._events.build(
-            spec, payload, env, dedupe_key=dedupe_key, scheduled_for=scheduled_for, requested=requested,
-            run_id=run_id, options=options, key=key,
-        )
-        if not await self._events.put(self.storage, event, last_fire=last_fire):
+        (in the same transaction where the storage can); ``requested``: made on request, so
+        its env values are per-run overrides, kept in memory with the run and stored masked."""
+        if requested and env:
+            run_id = run_id or new_id()
+            env = self._secrets.keep(run_id, env)
+        try:
+            event = self._events.build(
+                spec, payload, env, dedupe_key=dedupe_key, scheduled_for=scheduled_for, requested=requested,
+                run_id=run_id, options=options, key=key,
+            )
+            stored = await self._events.put(self.storage, event, last_fire=last_fire)
+        except BaseException:
+            self._secrets.forget(run_id)
+            raise
+        if not stored:
+            self._secrets.forget(run_id)  # a duplicate: no run will use the values
             return None
         self._timer.wake.set()
         return event
@@ -334,12 +344,7 @@ class Engine:
         run_id = new_id()
         options = {"with_upstream": True} if with_upstream else {}
         payload = cls.request_payload(with_upstream=with_upstream)
-        masked = self._secrets.keep(run_id, env)
-        try:
-            await self._emit(spec, payload, masked, run_id=run_id, options=options, key=key, requested=True)
-        except BaseException:
-            self._secrets.forget(run_id)
-            raise
+        await self._emit(spec, payload, env, run_id=run_id, options=options, key=key, requested=True)
         return run_id
 
     async def wait_run(self, run_id: str, timeout: float | None = None) -> RunRecord:
@@ -544,9 +549,13 @@ class Engine:
         try:
             return await self._attempt(job, run)
         except Exception as exc:  # noqa: BLE001 - a claimed run must end, never stay running
-            log.exception("run %s of job %s failed in the engine", run.id, job.name)
-            await self._end_failed(run, f"the engine could not run the attempt: {type(exc).__name__}: {exc}")
+            await self._failed_in_engine(run, "run the attempt", exc)
             return True
+
+    async def _failed_in_engine(self, run: RunRecord, what: str, exc: Exception) -> None:
+        """End a run the engine failed after claiming it (or recovering it): failed, with the reason."""
+        log.error("run %s of job %s failed in the engine", run.id, run.job, exc_info=exc)
+        await self._end_failed(run, f"the engine could not {what}: {type(exc).__name__}: {exc}")
 
     async def _end_failed(self, run: RunRecord, reason: str) -> None:
         now = self.clock.now()
@@ -751,19 +760,26 @@ class Engine:
             await self._evaluate_waiting(run)
 
     async def _recover_task(self, job: JobSpec, run: RunRecord, attempt: AttemptRecord) -> bool:
-        """Let the executor reattach to (or report) an attempt the previous daemon left running."""
-        executor = self._executors[job.executor.type]
-        log_path = Path(attempt.log_path) if attempt.log_path else self._log_folders.path(job.name, run.id, attempt.number)
-        reporter = Reporter(self.storage, attempt, log_path, job.log.max_bytes, stored=True)
-        request = attempt_request(job, run, attempt.number, log_path)
-        call = executor.recover(request, attempt, reporter, reattach=job.recovery == "reattach")
-        result = await self._call_executor(job, reporter, call, recovering=True)
-        if result is None:
-            self._release(job.name)  # the replacement run may take the slot
-            await self._interrupt_crashed(job, run, attempt)
-            return False
-        log.info("run %s of job %s: recovered its attempt after a restart", run.id, job.name)
-        return await self._attempt_done(job, reporter, result)
+        """Let the executor reattach to (or report) an attempt the previous daemon left running;
+        return whether the job slot is free again. Any failure ends the run as failed."""
+        released = False
+        try:
+            executor = self._executors[job.executor.type]
+            log_path = Path(attempt.log_path) if attempt.log_path else self._log_folders.path(job.name, run.id, attempt.number)
+            reporter = Reporter(self.storage, attempt, log_path, job.log.max_bytes, stored=True)
+            request = attempt_request(job, run, attempt.number, log_path)
+            call = executor.recover(request, attempt, reporter, reattach=job.recovery == "reattach")
+            result = await self._call_executor(job, reporter, call, recovering=True)
+            if result is None:
+                self._release(job.name)  # the replacement run may take the slot
+                released = True
+                await self._interrupt_crashed(job, run, attempt)
+                return False
+            log.info("run %s of job %s: recovered its attempt after a restart", run.id, job.name)
+            return await self._attempt_done(job, reporter, result)
+        except Exception as exc:  # noqa: BLE001 - a recovered run must end, never stay running
+            await self._failed_in_engine(run, "recover the attempt", exc)
+            return not released
 
     async def _interrupt_crashed(self, job: JobSpec | None, run: RunRecord, attempt: AttemptRecord | None) -> None:
         """A run the previous daemon left running: mark it interrupted, queue a new one per ``recovery``."""
