@@ -1,4 +1,5 @@
-"""Dispatch decisions: the run fields an event gives, and the overlap a run is admitted under."""
+"""Dispatch decisions: the run an event becomes (its fields, a waiting run), the overlap it is
+admitted under, and a run skipped by ``overlap: skip``."""
 
 from __future__ import annotations
 
@@ -9,9 +10,11 @@ from typing import Any
 from ..abc import ScheduleTrigger, Trigger
 from ..events import TriggerEvent
 from ..model import JobSpec, Overlap
+from ..records import RunRecord, RunState
 from .ids import new_id
+from .slots import job_limit
 
-__all__ = ["base_run", "default_overlap", "with_overlap"]
+__all__ = ["base_run", "default_overlap", "skipped_by_overlap", "waiting_run", "with_overlap"]
 
 
 def base_run(event: TriggerEvent, job: JobSpec, now: float) -> dict[str, Any]:
@@ -44,3 +47,25 @@ def with_overlap(job: JobSpec, event: TriggerEvent, classes: Mapping[str, type[T
         # Fires caught up together after downtime would skip each other: they queue.
         overlap = "queue"
     return job if overlap == job.overlap else dataclasses.replace(job, overlap=overlap)
+
+
+def waiting_run(base: Mapping[str, Any], job: JobSpec, since: float | None, flag: Mapping[str, Any]) -> RunRecord:
+    """The run of a job with ``depends_on`` and triggers of its own: it waits for its
+    condition over upstream runs finished after ``since``."""
+    return RunRecord(
+        **base,
+        state=RunState.WAITING,
+        reason="waiting for " + ", ".join(job.depends_on.jobs if job.depends_on else ()),
+        options={"since": since, **flag},
+    )
+
+
+def skipped_by_overlap(job: JobSpec, run: RunRecord, active: int) -> bool:
+    """With ``overlap: skip`` and ``active`` runs of the job at its limit: mark ``run``
+    skipped (finished as it was created) and say so."""
+    if job.overlap != "skip" or active < job_limit(job):
+        return False
+    run.state = RunState.SKIPPED
+    run.finished_at = run.created_at
+    run.reason = f"overlap: {active} run(s) of the job still active"
+    return True

@@ -47,7 +47,7 @@ from .attempts import (
 from .components import Executors, Triggers, make_storage
 from .conditions import DONE_STATES, Conditions, build_dag
 from .contexts import Reporter
-from .dispatch import base_run, with_overlap
+from .dispatch import base_run, skipped_by_overlap, waiting_run, with_overlap
 from .errors import EngineError
 from .ids import new_id
 from .notifications import Notifications, terminal_event
@@ -58,7 +58,7 @@ from .reload import ReloadResult, carry_over, diff_jobs
 from .requests import Secrets, request_spec, requested_option, upstream_states
 from .retention import Retention
 from .schedules import Schedules
-from .slots import DEFAULT_MAX_PARALLEL, Slots, job_limit
+from .slots import DEFAULT_MAX_PARALLEL, Slots
 from .status import JobOutcomes, JobStatus, job_status
 from .timer import DISPATCH, FOLLOW_UP, REPLAN, RETRY, SCHEDULE, WAIT_TIMEOUT, Timer
 from .waiters import RunWaiters
@@ -441,12 +441,7 @@ class Engine:
         if job.depends_on and event.options.get("with_upstream"):
             await self._dispatch_request(job, base, event, flag)
         elif job.depends_on and job.triggers:
-            run = RunRecord(
-                **base,
-                state=RunState.WAITING,
-                reason="waiting for " + ", ".join(job.depends_on.jobs),
-                options={"since": self._conditions.since(job.name), **flag},
-            )
+            run = waiting_run(base, job, self._conditions.since(job.name), flag)
             await self.storage.create_run(run, consume_event=event.id)
             self._conditions.note_created(run)
             self._hold_waiting(job, run)
@@ -482,11 +477,7 @@ class Engine:
     # ------------------------------------------------------------------ dispatch -> slots
     async def _admit(self, job: JobSpec, run: RunRecord, *, consume_event: str | None = None) -> RunRecord:
         """Store a new run: skipped on overlap, otherwise queued behind the job's slots."""
-        active = self._slots.active(job.name)
-        if job.overlap == "skip" and active >= job_limit(job):
-            run.state = RunState.SKIPPED
-            run.finished_at = run.created_at
-            run.reason = f"overlap: {active} run(s) of the job still active"
+        if skipped_by_overlap(job, run, self._slots.active(job.name)):
             await self.storage.create_run(run, consume_event=consume_event)
             self._conditions.note_created(run)
             self._terminal(run, None)
@@ -727,12 +718,7 @@ class Engine:
         """Recent finished runs per job: for dependency conditions before anything runs, for
         ``status`` of the other jobs in the background (a 10,000-job start stays quick)."""
         recovery = Recovery(self.storage)
-        if not await recovery.has_history():
-            return  # a new state directory
-        dag = self._conditions.dag
-        linked = {name for name in self._jobs if dag.upstream.get(name) or dag.downstream.get(name)}
-        await recovery.load_history(linked, self._outcomes, self._conditions)
-        rest = [name for name in self._jobs if name not in linked]
+        rest = await recovery.load_linked_history(self._jobs, self._outcomes, self._conditions)
         if rest:
             self._spawn(recovery.load_history_slowly(rest, self._outcomes, self._conditions, lambda: self._stopping))
 

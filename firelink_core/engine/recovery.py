@@ -4,7 +4,7 @@ the engine does with each leftover, and the replacement of runs a crash interrup
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ..abc import Storage
@@ -74,6 +74,19 @@ class Recovery:
             for run in await self.history(name):
                 if outcomes.loaded(run):
                     conditions.note_loaded(run)
+
+    async def load_linked_history(
+        self, names: Collection[str], outcomes: JobOutcomes, conditions: Conditions
+    ) -> list[str]:
+        """``load_history`` of the jobs with dependencies (their conditions need it before
+        anything runs); return the other jobs, for ``load_history_slowly`` (none in a new
+        state directory)."""
+        if not await self.has_history():
+            return []
+        dag = conditions.dag
+        linked = {name for name in names if dag.upstream.get(name) or dag.downstream.get(name)}
+        await self.load_history(linked, outcomes, conditions)
+        return [name for name in names if name not in linked]
 
     async def load_history_slowly(
         self, names: list[str], outcomes: JobOutcomes, conditions: Conditions, stopping: Callable[[], bool]
