@@ -13,6 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -31,6 +32,7 @@ __all__ = ["Channel", "LogRelay"]
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OperationalError, OSError)
 _BACKOFF_MAX = 2.0
 _READ_COUNT = 1000
+_SEND_THREADS = 4
 _CANCEL_MARGIN = 10.0  # beyond kill_grace, for the worker to report the end of a cancelled job
 
 
@@ -61,10 +63,17 @@ class Channel:
         self._where = redact(options.broker)
         self._logger = logger
         self._down_since: float | None = None
+        # Sends block while the broker is slow: their own threads, never the loop's default
+        # pool that storage and the engine need meanwhile.
+        self._threads = ThreadPoolExecutor(max_workers=_SEND_THREADS, thread_name_prefix="firelink-celery-send")
 
     async def close(self) -> None:
         await self._redis.aclose()
-        await asyncio.to_thread(self._app.close)
+        await self._in_thread(self._app.close)
+        self._threads.shutdown(wait=False)
+
+    def _in_thread(self, fn: Callable[..., Any], *args: Any) -> asyncio.Future[Any]:
+        return asyncio.get_running_loop().run_in_executor(self._threads, fn, *args)
 
     # broker outages ----------------------------------------------------------
     async def _unreachable(self, exc: BaseException, delay: float) -> float:
@@ -108,7 +117,7 @@ class Channel:
         delay = 0.1
         while True:
             try:
-                await asyncio.to_thread(self._publish, task_id, queue, payload)
+                await self._in_thread(self._publish, task_id, queue, payload)
             except _UNREACHABLE as exc:
                 if not noted:
                     await relay.note(f"the broker {self._where} is unreachable: waiting to send the attempt")
@@ -123,7 +132,7 @@ class Channel:
         """A new Celery app after a failed send: the old one's pooled connections may be dead
         ones that block for a socket timeout each once the broker is back."""
         old, self._app = self._app, make_app(self._broker)
-        await asyncio.to_thread(old.close)
+        await self._in_thread(old.close)
 
     def _publish(self, task_id: str, queue: str, payload: Mapping[str, Any]) -> None:
         # argsrepr: the job's env must not reach anything that shows task arguments.

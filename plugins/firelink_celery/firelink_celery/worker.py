@@ -24,7 +24,7 @@ if not _broker:
     sys.exit("firelink_celery.worker: set FIRELINK_BROKER to the broker URL the daemon uses (redis://...)")
 _redis = os.environ.get("FIRELINK_REDIS") or _broker
 
-app = make_app(_broker)
+app = make_app(_broker, worker=True)
 
 
 @app.task(name=TASK_NAME, bind=True, acks_late=True, reject_on_worker_lost=True, ignore_result=True)

@@ -54,6 +54,7 @@ class RedisServer:
         self.port = _free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.proc: subprocess.Popen[bytes] | None = None
+        self.started = False
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -68,8 +69,12 @@ class RedisServer:
         deadline = time.monotonic() + 10
         while not _answers(self.port):
             if self.proc.poll() is not None or time.monotonic() > deadline:
-                _unavailable(f"redis-server did not start: {(self.root / 'redis.log').read_text(errors='replace')[-1000:]}")
+                tail = (self.root / "redis.log").read_text(errors="replace")[-1000:]
+                if self.started:
+                    raise RuntimeError(f"redis-server did not start again: {tail}")
+                _unavailable(f"redis-server did not start: {tail}")
             time.sleep(0.02)
+        self.started = True
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
