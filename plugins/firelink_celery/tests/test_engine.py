@@ -69,6 +69,7 @@ def test_200_runs_over_two_workers_each_recorded_once(redis_server, start_worker
         - name: many
           trigger: manual
           max_instances: 16
+          log: {keep_runs: 300}
           EXECUTOR
           command: ["sh", "-c", "for i in 1 2 3; do echo line-$i-$FIRELINK_RUN_ID; done"]
         """)
