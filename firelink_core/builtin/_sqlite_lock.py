@@ -5,11 +5,16 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import time
 from pathlib import Path
 
 from ..plugin_api import StorageError
 
 __all__ = ["DatabaseLock", "lock_path"]
+
+LOCK_RETRY = 1.0
+"""Seconds a start keeps trying the lock: a job process forked by a daemon killed that instant
+holds the lock until its ``exec`` closes it."""
 
 
 def lock_path(db: Path) -> Path:
@@ -39,17 +44,22 @@ class DatabaseLock:
         if os.fstat(fd).st_uid != os.geteuid():
             os.close(fd)
             raise StorageError(f"the database lock {self.path} belongs to another user: refusing to use it")
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _read_pid(fd)
-            os.close(fd)
-            who = f"pid {holder}" if holder else "another process"
-            raise StorageError(
-                f"the database {self.db} is in use by another firelink daemon ({who}): two daemons"
-                " cannot share one database file. Stop the other daemon, or give this one its own"
-                " storage path (storage: {type: sqlite, path: ...})."
-            ) from None
+        deadline = time.monotonic() + LOCK_RETRY
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    holder = _read_pid(fd)
+                    os.close(fd)
+                    who = f"pid {holder}" if holder else "another process"
+                    raise StorageError(
+                        f"the database {self.db} is in use by another firelink daemon ({who}): two"
+                        " daemons cannot share one database file. Stop the other daemon, or give this"
+                        " one its own storage path (storage: {type: sqlite, path: ...})."
+                    ) from None
+            time.sleep(0.05)  # opening runs in a thread: the event loop does not wait
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self._fd = fd

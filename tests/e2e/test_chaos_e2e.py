@@ -99,8 +99,9 @@ def test_kill_9_cycles_lose_nothing_double_nothing_and_leave_nothing_stuck(daemo
         wait_for(settled, 120, interval=0.2, message="every acknowledged run exists and earlier runs ended")
     except AssertionError as exc:
         raise AssertionError(f"{exc} (seed {SEED}; {len(acked)} acknowledged; {progress})") from None
-    assert daemon.cli("stop", "--grace", "30s").returncode == 0
-    assert daemon.wait_exit() == 0
+    stop = daemon.cli("stop", "--grace", "30s")
+    assert stop.returncode == 0, f"{stop.stderr}\n{daemon.daemon_log()[-4000:]}"
+    assert daemon.wait_exit() == 0, daemon.daemon_log()[-4000:]
     runs = daemon.runs("--limit", "1000000")  # from the database, the daemon stopped
 
     by_id = Counter(r["id"] for r in runs)
