@@ -8,6 +8,7 @@ import datetime as dt
 import math
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -801,3 +802,81 @@ def bench_soak(s: Settings) -> Result:
 
 BENCHMARKS["s3"] = bench_s3
 BENCHMARKS["soak"] = bench_soak
+
+
+# --------------------------------------------------------------------------- Celery (firelink-celery)
+
+
+@contextlib.contextmanager
+def _celery_workers(tmp: Path, count: int, concurrency: int) -> Iterator[str]:
+    """A private redis-server and ``count`` Celery workers on queue ``bench``; yields the broker URL."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        raise BenchError("redis-server is not installed (apt-get install redis-server)")
+    port = free_port()
+    url = f"redis://127.0.0.1:{port}/0"
+    redis = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT,
+    )
+    workers: list[subprocess.Popen[Any]] = []
+    try:
+        env = {**bench_env(), "FIRELINK_BROKER": url, "FIRELINK_WORKER_CONCURRENCY": str(concurrency)}
+        for i in range(count):
+            log = open(tmp / f"worker{i}.log", "wb")  # noqa: SIM115 - the process holds it
+            workers.append(subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "firelink_celery.worker", "worker", "-Q", "bench",
+                 "-n", f"bench{i}@%h", "--loglevel", "INFO", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=tmp, start_new_session=True,
+            ))
+        for i, worker in enumerate(workers):
+            def ready(i: int = i, worker: subprocess.Popen[Any] = worker) -> bool | None:
+                text = (tmp / f"worker{i}.log").read_bytes()
+                if worker.poll() is not None:
+                    raise BenchError(f"Celery worker {i} exited: {text[-600:].decode(errors='replace')}")
+                return b" ready." in text or None
+
+            wait_until(ready, 60, f"Celery worker {i}")
+        yield url
+    finally:
+        for worker in workers:
+            kill_group(worker)
+        kill_group(redis)
+
+
+def bench_celery(s: Settings) -> Result:
+    """Runs of `true` due at once through two local Celery workers, beside the same through
+    the local subprocess executor in the same daemon: dispatch rate and per-run overhead."""
+    runs = s.n(1_000, 100)
+    result = Result("celery", f"{runs} runs of `true` through Celery (2 local workers) beside {runs} local ones: reported")
+    with temp_dir("celery") as tmp, _celery_workers(tmp, 2, 32) as broker:
+        rates, took = {}, {}
+        for kind in ("subprocess", "celery"):
+            executor = {"type": "celery", "queue": "bench", "broker": broker} if kind == "celery" else {"type": "subprocess"}
+            due = math.ceil(time.time() + 4 + runs / 1000)
+            at = dt.datetime.fromtimestamp(due, dt.timezone.utc)
+            jobs = [{"name": f"{kind[0]}{i}", "trigger": "cron", "schedule": f"{at.second} {at.minute} {at.hour} * * *",
+                     "timezone": "UTC", "misfire_grace": "1h", "command": ["true"], "executor": executor}
+                    for i in range(runs)]
+            with daemon(f"celery-{kind}", base_config(jobs)) as d:
+                ready_at = time.time()
+                _wait_finished(d, runs, timeout=max(120.0, runs / 5))
+                n_ok, last = db_query(d.db_path, "SELECT sum(state='success'), max(finished_at) FROM runs")[0]
+                if n_ok != runs:
+                    result.notes.append(f"{kind}: {runs - n_ok} of {runs} runs did not succeed")
+                rates[kind] = runs / (last - max(due, ready_at))
+                took[kind] = [row[0] for row in db_query(d.db_path, "SELECT finished_at - started_at FROM runs")]
+    overhead = median(took["celery"]) - median(took["subprocess"])
+    result.metrics = {"runs": runs, "workers": 2, "worker_concurrency": 32, "runs_per_s": rates,
+                      "run_seconds_median": {k: median(v) for k, v in took.items()},
+                      "run_seconds_p95": {k: percentile(v, 95) for k, v in took.items()}}
+    result.firelink = (f"celery {rates['celery']:.0f} runs/s, {fmt_ms(median(took['celery']))} per run "
+                       f"(p95 {fmt_ms(percentile(took['celery'], 95))})")
+    result.reference = (f"subprocess {rates['subprocess']:.0f} runs/s, {fmt_ms(median(took['subprocess']))} per run; "
+                        f"Celery adds {fmt_ms(overhead)} per run")
+    result.ratio = fmt_ratio(ratio(rates["celery"], rates["subprocess"]))
+    result.met = not result.notes
+    return result
+
+
+BENCHMARKS["celery"] = bench_celery
