@@ -29,7 +29,7 @@ REGENERATE = "firelink schema > schema/firelink.schema.json"
 
 @pytest.fixture(scope="module")
 def plugins() -> Plugins:
-    """The built-ins and the three first-party plugins, and nothing else installed."""
+    """The built-ins and the first-party plugins, and nothing else installed."""
     return fresh_plugins(*FIRST_PARTY)
 
 
