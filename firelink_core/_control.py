@@ -54,7 +54,7 @@ REQUEST_FIELDS: Mapping[str, frozenset[str]] = {
     "status": frozenset(),
     "trigger": frozenset({"job", "env", "with_upstream", "follow"}),
     "follow": frozenset({"run_id"}),
-    "runs": frozenset({"job", "states", "limit"}),
+    "runs": frozenset({"job", "states", "limit", "attempts"}),
     "run": frozenset({"run_id", "job"}),
     "reload": frozenset(),
     "stop": frozenset({"grace"}),
@@ -375,8 +375,16 @@ class ControlServer:
         limit = request.get("limit", 50)
         if limit is not None and (type(limit) is not int or limit < 1):
             raise ControlError("bad-request", "limit must be a positive integer")
-        runs = await self.daemon.engine.storage.list_runs(job, states=states, limit=limit)
-        await _ok(writer, {"runs": to_jsonable(runs)})
+        if not isinstance(request.get("attempts", False), bool):
+            raise ControlError("bad-request", "attempts must be true or false")
+        storage = self.daemon.engine.storage
+        runs = await storage.list_runs(job, states=states, limit=limit)
+        answer: dict[str, Any] = {"runs": to_jsonable(runs)}
+        if request.get("attempts"):
+            # Asked for by ``firelink runs`` (its worker column): one query per listed run, so
+            # bounded by the limit, and never paid by the other callers of ``runs``.
+            answer["attempts"] = {run.id: to_jsonable(await storage.list_attempts(run.id)) for run in runs}
+        await _ok(writer, answer)
 
     async def _cmd_run(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
         """One run and its attempts; ``run_id`` or ``job`` (its latest run)."""

@@ -13,12 +13,13 @@ import click
 
 from .._control import ControlError, run_from_dict, to_jsonable
 from ..durations import format_duration
-from ..records import RunRecord, RunState
+from ..records import AttemptRecord, RunRecord, RunState
 
 __all__ = [
     "when",
     "iso_to_ts",
     "result_text",
+    "workers_text",
     "exit_code_of",
     "print_run_end",
     "last_run_text",
@@ -65,6 +66,16 @@ def result_text(run: RunRecord) -> str:
     elif run.signal:
         text += f" (signal {run.signal})"
     return text
+
+
+def workers_text(attempts: list[AttemptRecord]) -> str:
+    """The worker hosts that ran a run's attempts (a remote executor's ``worker`` handle), in
+    attempt order without repeats; empty when the attempts ran on the daemon's host."""
+    workers: dict[str, None] = {}
+    for attempt in sorted(attempts, key=lambda a: a.number):
+        if attempt.handle and attempt.handle.get("worker"):
+            workers[str(attempt.handle["worker"])] = None
+    return ", ".join(workers)
 
 
 def exit_code_of(run: RunRecord) -> int:

@@ -11,7 +11,8 @@ from typing import Any, NoReturn
 
 import click
 
-from .._control import ControlError, DaemonNotRunning, attempt_from_dict, run_from_dict
+from .._control import ControlError, DaemonNotRunning, attempt_from_dict, run_from_dict, to_jsonable
+from ..abc import Storage
 from ..durations import format_duration
 from ..logs import LogCursor, attempt_log_path, read_log
 from ..records import AttemptRecord, RunRecord, RunState
@@ -24,6 +25,7 @@ from ._format import (
     show_stream_message,
     table,
     when,
+    workers_text,
 )
 from ._target import Target, complete_jobs, control_failure, locate_options, not_running
 
@@ -42,33 +44,49 @@ def runs_cmd(
 ) -> None:
     """Run history, newest first (read from the database when the daemon is down)."""
     target = Target(state_dir, config_path)
-    args = {"job": job, "states": list(states) or None, "limit": limit}
+    args = {"job": job, "states": list(states) or None, "limit": limit, "attempts": True}
     up, result = target.try_request("runs", **args)
     if up:  # the daemon answers for any storage, even a memory one
         runs = [run_from_dict(r) for r in result["runs"]]
+        attempts = {
+            run_id: [attempt_from_dict(a) for a in listed] for run_id, listed in result.get("attempts", {}).items()
+        }
     else:
         target.check_job_offline(job)
         state_filter = [RunState(s) for s in states] or None
-        runs = target.read_history(
-            lambda storage: storage.list_runs(job, states=state_filter, limit=limit)
-        ) or []
+        runs, attempts = target.read_history(
+            lambda storage: _runs_and_attempts(storage, job, state_filter, limit)
+        ) or ([], {})
     if as_json:
-        print_json(runs)
+        print_json([{**to_jsonable(run), "attempts": attempts.get(run.id, [])} for run in runs])
         return
     if not runs:
         click.echo("no runs" + (f" of {job}" if job else "") + ("" if up else " (firelink is not running)"), err=True)
         return
     now = time.time()
+    workers = [workers_text(attempts.get(run.id, [])) for run in runs]
+    # The column only when a remote executor ran something listed: local runs keep the table narrow.
+    with_workers = any(workers)
     rows = []
-    for run in runs:
+    for run, worker in zip(runs, workers, strict=True):
         took = run.duration()
         rows.append([
             run.id, run.job, result_text(run), run.trigger or "-",
             when(run.started_at or run.created_at, now),
             format_duration(took) if took is not None else "-",
+            *([worker or "-"] if with_workers else []),
             run.reason or run.error or "",
         ])
-    click.echo(table(rows, ["RUN", "JOB", "STATE", "TRIGGER", "STARTED", "TOOK", "REASON"]))
+    header = ["RUN", "JOB", "STATE", "TRIGGER", "STARTED", "TOOK", *(["WORKER"] if with_workers else []), "REASON"]
+    click.echo(table(rows, header))
+
+
+async def _runs_and_attempts(
+    storage: Storage, job: str | None, states: list[RunState] | None, limit: int
+) -> tuple[list[RunRecord], dict[str, list[AttemptRecord]]]:
+    """The runs ``runs`` lists and their attempts: one query per run, bounded by ``--limit``."""
+    runs = await storage.list_runs(job, states=states, limit=limit)
+    return runs, {run.id: await storage.list_attempts(run.id) for run in runs}
 
 
 NEXT_RUN_POLL = 0.5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import subprocess
 import sys
@@ -95,7 +96,7 @@ def test_200_runs_over_two_workers_each_recorded_once(redis_server, start_worker
 
 
 def test_trigger_wait_streams_a_remote_job_as_it_prints(redis_server, start_workers, tmp_path):
-    start_workers("etl")
+    [worker] = start_workers("etl")
     daemon = Daemon(tmp_path, config(redis_server.url, """\
         - name: chatty
           trigger: manual
@@ -119,6 +120,11 @@ def test_trigger_wait_streams_a_remote_job_as_it_prints(redis_server, start_work
         assert list(seen) == [f"tick-{i}" for i in range(1, 11)]
         # Streamed, not printed at the end: the first line came seconds before the last.
         assert seen["tick-10"] - seen["tick-1"] > 3.0
+        # The daemon answers ``runs`` with the worker that ran the attempt.
+        listed = firelink("runs", "--json", "--state-dir", str(tmp_path))
+        assert listed.returncode == 0, listed.stderr
+        [shown] = json.loads(listed.stdout)
+        assert [a["handle"]["worker"] for a in shown["attempts"]] == [worker.nodename]
     finally:
         daemon.stop()
 
@@ -182,6 +188,13 @@ def test_worker_killed_mid_run_fails_the_attempt_and_the_retry_runs_elsewhere(
         assert "attempt-1" in first_log and "lost" in first_log
         assert attempts[1].handle["worker"] != host and attempts[1].exit_code == 0
         assert "attempt-2\nfinished\n" in second_log
+        # With the daemon down, ``runs`` reads each attempt's worker from the database.
+        listed = firelink("runs", "--json", "--state-dir", str(tmp_path))
+        assert listed.returncode == 0, listed.stderr
+        [shown] = json.loads(listed.stdout)
+        assert [a["handle"]["worker"] for a in shown["attempts"]] == [host, attempts[1].handle["worker"]]
+        table = firelink("runs", "--state-dir", str(tmp_path))
+        assert "WORKER" in table.stdout and f"{host}, {attempts[1].handle['worker']}" in table.stdout
     finally:
         # A worker killed with SIGKILL cannot take its job with it (see the README): the test does.
         for pid in processes_of_run(run_id) if run_id else []:
