@@ -26,6 +26,7 @@ from ._systemd import SystemdNotifier
 from .abc import StorageError
 from .durations import format_duration
 from .model import Config
+from .pidlock import LockHeld, PidFileLock, read_pid
 from .plugins import Plugins
 
 __all__ = [
@@ -113,38 +114,17 @@ class StateLock:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
         self.path = state_dir / LOCK_NAME
-        self._fd: int | None = None
+        self._pidlock = PidFileLock()
 
     def acquire(self, retry: float = LOCK_RETRY) -> None:
         fd = _create_private(self.path)
-        deadline = time.monotonic() + retry
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    pid = _read_pid(self.path)
-                    os.close(fd)
-                    raise AlreadyRunning(self.state_dir, pid) from None
-                time.sleep(0.05)
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
-        self._fd = fd
+        try:
+            self._pidlock.acquire(fd, retry)
+        except LockHeld as held:
+            raise AlreadyRunning(self.state_dir, held.pid) from None
 
     def release(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, 0)
-            os.close(self._fd)
-            self._fd = None
-
-
-def _read_pid(path: Path) -> int | None:
-    try:
-        return int(path.read_text().strip() or 0) or None
-    except (OSError, ValueError):
-        return None
+        self._pidlock.release()
 
 
 def lock_holder(state_dir: Path) -> int | None:
@@ -160,7 +140,7 @@ def lock_holder(state_dir: Path) -> int | None:
     try:
         fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
-        return _read_pid(path) or -1
+        return read_pid(fd) or -1
     else:
         fcntl.flock(fd, fcntl.LOCK_UN)
         return None

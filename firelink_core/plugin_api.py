@@ -59,6 +59,7 @@ from .events import (
 from .hookspecs import hookimpl
 from .logs import CappedLogWriter, attempt_log_path, log_tail_lines, parse_dropped_marker, read_log
 from .model import JobSpec, TriggerSpec
+from .pidlock import LockHeld, PidFileLock
 from .records import (
     DEDUPE_SECONDS,
     TERMINAL_STATES,
@@ -89,8 +90,10 @@ __all__ = [
     "Executor",
     "ExecutorContext",
     "JobSpec",
+    "LockHeld",
     "Notifier",
     "NotifierContext",
+    "PidFileLock",
     "Problem",
     "RunEvent",
     "RunFailed",

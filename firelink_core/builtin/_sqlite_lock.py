@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
-import time
 from pathlib import Path
 
-from ..plugin_api import StorageError
+from ..plugin_api import LockHeld, PidFileLock, StorageError
 
 __all__ = ["DatabaseLock", "lock_path"]
 
@@ -33,7 +30,7 @@ class DatabaseLock:
     def __init__(self, db: Path) -> None:
         self.db = db
         self.path = lock_path(db)
-        self._fd: int | None = None
+        self._pidlock = PidFileLock()
 
     def acquire(self) -> None:
         try:
@@ -44,36 +41,15 @@ class DatabaseLock:
         if os.fstat(fd).st_uid != os.geteuid():
             os.close(fd)
             raise StorageError(f"the database lock {self.path} belongs to another user: refusing to use it")
-        deadline = time.monotonic() + LOCK_RETRY
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    holder = _read_pid(fd)
-                    os.close(fd)
-                    who = f"pid {holder}" if holder else "another process"
-                    raise StorageError(
-                        f"the database {self.db} is in use by another firelink daemon ({who}): two"
-                        " daemons cannot share one database file. Stop the other daemon, or give this"
-                        " one its own storage path (storage: {type: sqlite, path: ...})."
-                    ) from None
-            time.sleep(0.05)  # opening runs in a thread: the event loop does not wait
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        self._fd = fd
+        try:
+            self._pidlock.acquire(fd, LOCK_RETRY)
+        except LockHeld as held:
+            who = f"pid {held.pid}" if held.pid else "another process"
+            raise StorageError(
+                f"the database {self.db} is in use by another firelink daemon ({who}): two"
+                " daemons cannot share one database file. Stop the other daemon, or give this"
+                " one its own storage path (storage: {type: sqlite, path: ...})."
+            ) from None
 
     def release(self) -> None:
-        if self._fd is not None:
-            with contextlib.suppress(OSError):
-                os.ftruncate(self._fd, 0)
-            os.close(self._fd)
-            self._fd = None
-
-
-def _read_pid(fd: int) -> int | None:
-    try:
-        return int(os.pread(fd, 32, 0).decode().strip() or 0) or None
-    except (OSError, ValueError):
-        return None
+        self._pidlock.release()
