@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar, Literal
 
 from .events import RunEvent, TriggerEvent
+from .logs import log_tail_lines
 from .model import JobSpec, TriggerSpec
 from .records import AttemptRecord, RunRecord, RunState
 
@@ -476,9 +477,14 @@ class NotifierContext(abc.ABC):
     logger: logging.Logger
     state_dir: Path
 
-    @abc.abstractmethod
     def log_tail(self, run: RunRecord, lines: int = 20) -> str:
-        """The last lines of a run's latest log."""
+        """The last lines of a run's latest log (``""`` when it has none or it cannot be read)."""
+        if not run.log_path:
+            return ""
+        try:
+            return log_tail_lines(run.log_path, lines)
+        except OSError:
+            return ""
 
 
 class Notifier(Component):

@@ -20,7 +20,7 @@ from ..abc import (
     TriggerHealth,
 )
 from ..events import TriggerEvent
-from ..logs import CappedLogWriter, log_tail_lines
+from ..logs import CappedLogWriter
 from ..model import Config, JobSpec, TriggerSpec
 from ..records import AttemptRecord, RunRecord
 
@@ -132,14 +132,6 @@ class EngineNotifierContext(NotifierContext):
     def __init__(self, name: str, config: Config) -> None:
         self.logger = logging.getLogger(f"firelink.notifier.{name}")
         self.state_dir = config.state_dir
-
-    def log_tail(self, run: RunRecord, lines: int = 20) -> str:
-        if not run.log_path:
-            return ""
-        try:
-            return log_tail_lines(run.log_path, lines)
-        except OSError:
-            return ""
 
 
 class Reporter(AttemptReporter):

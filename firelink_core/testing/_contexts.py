@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..plugin_api import ExecutorContext, NotifierContext, RunRecord, log_tail_lines
+from ..plugin_api import ExecutorContext, NotifierContext
 
 __all__ = ["executor_context", "notifier_context"]
 
@@ -21,15 +21,6 @@ class _NotifierContext(NotifierContext):
     def __init__(self, state_dir: Path, logger: logging.Logger) -> None:
         self.logger = logger
         self.state_dir = state_dir
-
-    def log_tail(self, run: RunRecord, lines: int = 20) -> str:
-        # As the engine does: the latest attempt's log, which a test may write itself.
-        if not run.log_path:
-            return ""
-        try:
-            return log_tail_lines(run.log_path, lines)
-        except OSError:
-            return ""
 
 
 def executor_context(
