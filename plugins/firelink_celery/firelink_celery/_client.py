@@ -36,6 +36,14 @@ _SEND_THREADS = 4
 _CANCEL_MARGIN = 10.0  # beyond kill_grace, for the worker to report the end of a cancelled job
 
 
+async def _stop(task: asyncio.Task[Any] | None, lease: float) -> None:
+    """Cancel a ``follow`` task and give it a lease to end: it ends by itself within one once
+    the claim says the attempt ended, should the cancellation be lost in a Redis call."""
+    if task is not None and not task.done():
+        task.cancel()
+        await asyncio.wait([task], timeout=lease + 1)
+
+
 class LogRelay:
     """The attempt's output as it arrives, and firelink's own lines, into ``reporter.log``."""
 
@@ -222,21 +230,37 @@ class Channel:
                 return end
 
     # ending ------------------------------------------------------------------
-    async def cancel(self, keys: Keys, queue: str, lease: float, kill_grace: float, relay: LogRelay) -> None:
-        """Stop the attempt wherever it is: never to start if no worker claimed it, else killed there."""
+    async def cancel(
+        self,
+        keys: Keys,
+        queue: str,
+        lease: float,
+        kill_grace: float,
+        relay: LogRelay,
+        following: asyncio.Task[AttemptResult] | None = None,
+    ) -> None:
+        """Stop the attempt wherever it is: never to start if no worker claimed it, else killed there.
+
+        ``following``: the attempt's ``follow`` task when one runs; it goes on relaying the
+        job's last output until the worker reports the end (else a new one is started).
+        """
         if await self._call(lambda: self._redis.set(keys.claim, CANCELLED, nx=True, ex=TOMBSTONE_SECONDS)):
+            await _stop(following, lease)
             await self._forget(keys)
             return
         await self._call(lambda: self._redis.rpush(keys.control, "cancel"))
+        if following is None:
 
-        async def ignore(_: Mapping[str, Any]) -> None:
-            return None
+            async def ignore(_: Mapping[str, Any]) -> None:
+                return None
 
-        since = await self.position(keys)
+            since = await self.position(keys)
+            following = asyncio.create_task(self.follow(keys, queue, lease, relay, ignore, since=since))
         try:
-            await asyncio.wait_for(self.follow(keys, queue, lease, relay, ignore, since=since), kill_grace + _CANCEL_MARGIN)
+            await asyncio.wait_for(asyncio.shield(following), kill_grace + _CANCEL_MARGIN)
         except asyncio.TimeoutError:
             self._logger.warning("celery executor: task %s did not report its end after the cancellation", keys.claim)
+        await _stop(following, lease)
         await self.finish(keys)
 
     async def finish(self, keys: Keys) -> None:

@@ -42,6 +42,7 @@ _ENTRY_MAX = 256 * 1024  # output per stream entry: Redis handles big values, th
 _BACKOFF_MAX = 2.0
 _CANCEL = b"cancel"
 _ENDED = b"ended"  # pushed by the worker itself to end its wait for a cancellation
+_ENDED_SECONDS = 60
 
 
 async def _retrying(call: Callable[[], Awaitable[T]], what: str) -> T:
@@ -243,7 +244,9 @@ async def _run_claimed(
         # The listener is woken, not cancelled: a BLPOP cancelled mid-read can leave its
         # connection hanging, and the worker's thread with it.
         try:
-            await asyncio.wait_for(client.rpush(keys.control, _ENDED), _BACKOFF_MAX)
+            # With an expiry: the daemon may have deleted the attempt's keys already.
+            wake = client.pipeline().rpush(keys.control, _ENDED).expire(keys.control, _ENDED_SECONDS)
+            await asyncio.wait_for(wake.execute(), _BACKOFF_MAX)
             await asyncio.wait_for(asyncio.shield(listener), _BACKOFF_MAX)
         except (*_UNREACHABLE, asyncio.TimeoutError):
             pass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -82,12 +82,14 @@ class CeleryExecutor(Executor):
         handle = {"task_id": task, "queue": options.queue}
         # Stored before sending: a daemon that crashes from here on re-attaches by this id.
         await reporter.started(handle)
+        following: asyncio.Task[AttemptResult] | None = None
         try:
             await channel.send(task, options.queue, _payload(request, options), relay)
-            result = await channel.follow(keys, options.queue, options.lease, relay, self._on_worker(reporter, handle))
+            following = _following(channel, keys, options, relay, self._on_worker(reporter, handle))
+            result = await asyncio.shield(following)
         except asyncio.CancelledError:
             await relay.note("cancelled: asking the worker to stop the job")
-            await asyncio.shield(channel.cancel(keys, options.queue, options.lease, request.kill_grace, relay))
+            await asyncio.shield(channel.cancel(keys, options.queue, options.lease, request.kill_grace, relay, following))
             raise
         await channel.finish(keys)
         return result
@@ -135,15 +137,33 @@ class CeleryExecutor(Executor):
         else:
             await relay.note(f"re-attached to task {task} on worker {claim} after a daemon restart")
         since = await channel.position(keys)
+        following = _following(channel, keys, options, relay, self._on_worker(reporter, handle), since=since)
         try:
-            result = await channel.follow(
-                keys, options.queue, options.lease, relay, self._on_worker(reporter, handle), since=since
-            )
+            result = await asyncio.shield(following)
         except asyncio.CancelledError:
-            await asyncio.shield(channel.cancel(keys, options.queue, options.lease, request.kill_grace, relay))
+            await asyncio.shield(channel.cancel(keys, options.queue, options.lease, request.kill_grace, relay, following))
             raise
         await channel.finish(keys)
         return result
+
+
+def _following(
+    channel: Channel,
+    keys: Keys,
+    options: CeleryOptions,
+    relay: LogRelay,
+    started: Callable[[Mapping[str, Any]], Awaitable[None]],
+    *,
+    since: str = "0",
+) -> asyncio.Task[AttemptResult]:
+    """The attempt's stream followed in a task of its own, awaited through ``asyncio.shield``.
+
+    A cancellation of the attempt then always lands on that await, never inside a Redis call
+    in flight: one delivered there was seen lost (the daemon never asked the worker to stop
+    and the job ran its full length). The cancel path hands this same task to
+    ``Channel.cancel``, which lets it relay the job's last output and its end.
+    """
+    return asyncio.create_task(channel.follow(keys, options.queue, options.lease, relay, started, since=since))
 
 
 def _payload(request: AttemptRequest, options: CeleryOptions) -> dict[str, Any]:
