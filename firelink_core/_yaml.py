@@ -26,6 +26,9 @@ MIN_EXPANSION_BUDGET = 100_000
 Without aliases a document cannot hold more values than characters, so only aliases (a
 "billion laughs" bomb) can exceed the budget, and the memory they take stays bounded.
 """
+MAX_NESTING = 1000
+"""Nested lists and mappings read at most (libyaml's own limit from 0.2.5 on; older ones
+have none, and the composer path would recurse)."""
 MAX_ALIAS_REFERENCES = 10_000
 """Aliases of lists and mappings expanded (nested ones included) whatever the size; beyond
 it, one per 16 characters (aliases of scalars are values, counted by the budget)."""
@@ -229,6 +232,15 @@ class _Unusual(Exception):
     """The document needs the composer (anchors, tags, merge keys, duplicates, errors)."""
 
 
+class _TooDeep(Exception):
+    def __init__(self, line: int, column: int) -> None:
+        super().__init__(line, column)
+        self.line, self.column = line, column
+
+
+_TOO_DEEP = f"exceeded maximum nesting depth ({MAX_NESTING} nested lists and mappings)"
+
+
 def _scalar(loader: Any, event: Any, path: Path, templates: set[Path], strings: dict[str, str]) -> Any:
     if event.tag is not None:
         raise _Unusual
@@ -310,6 +322,8 @@ def _build_events(loader: Any, located: Located, depth: int | None) -> None:
             top[0][top[2]] = value
             top[2] = _KEY
         if frame is not None:
+            if len(stack) >= MAX_NESTING:
+                raise _TooDeep(event.start_mark.line + 1, event.start_mark.column + 1)
             stack.append(frame)
     if type(get()) is not yaml.DocumentEndEvent or type(get()) is not yaml.StreamEndEvent:
         raise _Unusual
@@ -353,6 +367,8 @@ def _load_events(text: str, depth: int | None) -> Located | None:
         _build_events(loader, located, depth)
     except (_Unusual, yaml.YAMLError):
         return None
+    except _TooDeep as exc:
+        return Located(data=None, problems=[YamlProblem(exc.line, exc.column, _TOO_DEEP)])
     finally:
         loader.dispose()
     if depth is not None:
@@ -384,6 +400,9 @@ def _load_composed(text: str) -> Located:
         located.data = None
     except yaml.YAMLError as exc:
         located.problems.append(YamlProblem(None, None, str(exc)))
+        located.data = None
+    except RecursionError:  # a libyaml without a nesting limit, or the pure-Python parser
+        located.problems.append(YamlProblem(None, None, _TOO_DEEP))
         located.data = None
     finally:
         loader.dispose()
