@@ -42,6 +42,16 @@ class Daemon:
         self.proc = subprocess.Popen(
             [*FIRELINK, "run", "--state-dir", str(tmp_path), str(config_file)], stdout=self._out, stderr=subprocess.STDOUT
         )
+        self.wait_up()
+
+    def wait_up(self) -> None:
+        """Until the daemon answers ``status`` (it holds its lock before its socket listens)."""
+
+        def up() -> bool:
+            assert self.proc.poll() is None, (self.tmp_path / "daemon.log").read_text(errors="replace")
+            return firelink("status", "--state-dir", str(self.tmp_path)).returncode == 0
+
+        wait_for(up, 60, message="the daemon answers firelink status")
 
     def trigger(self, job: str, *extra: str) -> str:
         # Exit code 3: the daemon is not answering yet (its socket file may precede listening).
