@@ -302,7 +302,12 @@ def test_default_overlap_queues_events_but_skips_schedule_fires(tmp_path: Path) 
                 return any(r.trigger == "interval" and "overlap" in (r.reason or "") for r in runs)
 
             await async_wait_for(schedule_skipped, timeout=10)
-            assert (await h.storage.get_run(second)).state is RunState.QUEUED
+
+            async def second_waits() -> bool:  # dispatched (the trigger only queued the event) and held back
+                run = await h.storage.get_run(second)
+                return run is not None and run.state is RunState.QUEUED
+
+            await async_wait_for(second_waits)
             gate.touch()
             assert (await h.wait_run(first)).state is RunState.SUCCESS
             assert (await h.wait_run(second)).state is RunState.SUCCESS
