@@ -9,6 +9,7 @@ from pathlib import Path
 
 from .._yaml import Located
 from ..plugins import Plugins
+from .commands import check_shell_syntax
 from .graph import check_graph
 from .issues import Checks, Issue
 from .messages import type_name
@@ -48,5 +49,6 @@ def validate_data(located: Located, plugins: Plugins, *, config_dir: Path | None
     for index, job in enumerate(jobs):
         check_job(checks, index, job, notifiers)
     check_default_types(checks, data, jobs)
+    check_shell_syntax(checks, jobs, data.get("defaults"))
     check_graph(checks, jobs)
     return checks.issues
