@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Literal
 from .events import RunEvent, TriggerEvent
 from .logs import log_tail_lines
 from .model import JobSpec, TriggerSpec
-from .records import AttemptRecord, RunRecord, RunState
+from .records import AttemptRecord, DecisionRecord, PauseRecord, RunRecord, RunState
 
 __all__ = [
     "Component",
@@ -319,6 +319,11 @@ class StorageConflict(StorageError):
     (another dispatcher turned it into a run) or whose run id exists, a duplicate attempt."""
 
 
+_PAUSES_NAMESPACE = "firelink"
+_PAUSES_KEY = "pauses"
+"""Where ``Storage``'s default pause methods keep the pauses: one checkpoint."""
+
+
 class StorageContext(abc.ABC):
     logger: logging.Logger
     state_dir: Path
@@ -410,6 +415,25 @@ class Storage(Component):
     @abc.abstractmethod
     async def get_run(self, run_id: str) -> RunRecord | None: ...
 
+    async def find_runs_by_prefix(self, prefix: str, *, limit: int = 10) -> list[RunRecord]:
+        """Runs whose id starts with ``prefix`` (at most ``limit``, newest first): how a short
+        run id typed by a person is resolved (``firelink_core.run_ids.resolve_run``).
+
+        The default reads every run through ``list_runs``; a backend with an index on run
+        ids should override it with a prefix query."""
+        runs = await self.list_runs(None, limit=None)
+        return [run for run in runs if run.id.startswith(prefix)][:limit]
+
+    async def list_scheduled_runs(self, job: str, start: float, end: float) -> list[RunRecord]:
+        """The job's runs whose ``scheduled_for`` is in ``[start, end)``, oldest instant first:
+        how a backfill finds the instants that already have a run.
+
+        The default reads the job's runs through ``list_runs``; a backend should override it
+        with a query on an index of ``(job, scheduled_for)``."""
+        runs = await self.list_runs(job, limit=None)
+        found = [run for run in runs if run.scheduled_for is not None and start <= run.scheduled_for < end]
+        return sorted(found, key=lambda run: run.scheduled_for or 0.0)
+
     @abc.abstractmethod
     async def list_runs(
         self,
@@ -460,6 +484,38 @@ class Storage(Component):
 
     @abc.abstractmethod
     async def set_checkpoint(self, namespace: str, key: str, value: Any) -> None: ...
+
+    # pauses and decisions (firelink pause / explain) --------------------
+    # Not abstract, so a backend written before them keeps working: pauses then live in
+    # one checkpoint and decisions are not kept. Backends should implement all five.
+    async def set_pause(self, pause: PauseRecord) -> None:
+        """Store the pause of ``pause.job`` (replacing one stored before)."""
+        pauses = await self.get_checkpoint(_PAUSES_NAMESPACE, _PAUSES_KEY) or {}
+        pauses[pause.job] = {"since": pause.since, "reason": pause.reason, "by": pause.by}
+        await self.set_checkpoint(_PAUSES_NAMESPACE, _PAUSES_KEY, pauses)
+
+    async def clear_pause(self, job: str) -> PauseRecord | None:
+        """Delete the job's pause; return it (``None`` when the job was not paused)."""
+        pauses = await self.get_checkpoint(_PAUSES_NAMESPACE, _PAUSES_KEY) or {}
+        data = pauses.pop(job, None)
+        if data is None:
+            return None
+        await self.set_checkpoint(_PAUSES_NAMESPACE, _PAUSES_KEY, pauses)
+        return PauseRecord(job=job, **data)
+
+    async def list_pauses(self) -> list[PauseRecord]:
+        """Every stored pause, by job name."""
+        pauses = await self.get_checkpoint(_PAUSES_NAMESPACE, _PAUSES_KEY) or {}
+        return [PauseRecord(job=job, **data) for job, data in sorted(pauses.items())]
+
+    async def add_decisions(self, decisions: Sequence[DecisionRecord], *, keep_last: int) -> None:
+        """Store engine decisions (in one transaction where the backend can), then keep only
+        the newest ``keep_last`` of each job named in ``decisions``. This default keeps none."""
+
+    async def list_decisions(self, job: str, *, limit: int = 50) -> list[DecisionRecord]:
+        """The job's newest ``limit`` decisions, newest first (by an index on the job: never a
+        scan of every job's). This default has none."""
+        return []
 
     # retention ----------------------------------------------------------
     @abc.abstractmethod

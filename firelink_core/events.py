@@ -22,6 +22,7 @@ __all__ = [
     "RunUpstreamFailed",
     "RunInterrupted",
     "RunRecovered",
+    "RunTripped",
     "RUN_EVENT_KINDS",
 ]
 
@@ -130,10 +131,18 @@ class RunRecovered(RunEvent):
     kind: ClassVar[str] = "recovered"
 
 
+@dataclass(frozen=True, kw_only=True)
+class RunTripped(RunEvent):
+    """The job's circuit breaker opened: ``pause_after_failures`` consecutive failed runs
+    paused the job (``run`` is the last of them, ``detail`` the pause's reason)."""
+
+    kind: ClassVar[str] = "tripped"
+
+
 RUN_EVENT_KINDS: tuple[str, ...] = tuple(
     cls.kind
     for cls in (
         RunQueued, RunWaiting, RunStarted, RunRetrying, RunSucceeded, RunFailed,
-        RunTimedOut, RunSkipped, RunUpstreamFailed, RunInterrupted, RunRecovered,
+        RunTimedOut, RunSkipped, RunUpstreamFailed, RunInterrupted, RunRecovered, RunTripped,
     )
 )

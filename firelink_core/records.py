@@ -12,6 +12,8 @@ __all__ = [
     "RunState",
     "RunRecord",
     "AttemptRecord",
+    "PauseRecord",
+    "DecisionRecord",
     "TERMINAL_STATES",
     "SUCCESS_STATES",
     "UPDATABLE_RUN_FIELDS",
@@ -121,6 +123,35 @@ class AttemptRecord:
     log_path: str | None = None
     handle: Mapping[str, Any] = field(default_factory=dict)
     """Executor-specific identity of what runs (pid and process group, container id)."""
+
+
+@dataclass(kw_only=True)
+class PauseRecord:
+    """A paused job: its schedule fires are skipped, its other events wait until it is resumed."""
+
+    job: str
+    since: float
+    """When the job was paused (epoch seconds)."""
+    reason: str | None = None
+    by: str = "user"
+    """``user`` (``firelink pause``) or ``breaker`` (``pause_after_failures``)."""
+
+
+@dataclass(kw_only=True)
+class DecisionRecord:
+    """What the engine decided about one fire or event of a job (``firelink explain``)."""
+
+    job: str
+    at: float
+    """When the decision was made (epoch seconds)."""
+    outcome: str
+    """``ran``, ``skipped``, ``held``, ``waiting``, ``upstream_failed``, ``tripped``, ``paused`` or ``resumed``."""
+    reason: str | None = None
+    run_id: str | None = None
+    trigger: str | None = None
+    """The trigger type of the fire or event (``cron``, ``watch`` ...), if any."""
+    scheduled_for: float | None = None
+    """A schedule fire's due time."""
 
 
 # --------------------------------------------------------------------------- rules shared by backends

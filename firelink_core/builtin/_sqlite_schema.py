@@ -108,7 +108,34 @@ _V1: Migration = (
     ) WITHOUT ROWID""",
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_V1,)
+_PAUSES_AND_DECISIONS: Migration = (
+    """CREATE TABLE pauses (
+        job TEXT PRIMARY KEY,
+        since REAL NOT NULL,
+        reason TEXT,
+        by TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    # seq orders decisions; (job, seq) serves `firelink explain` and the per-job prune.
+    """CREATE TABLE decisions (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        job TEXT NOT NULL,
+        at REAL NOT NULL,
+        outcome TEXT NOT NULL,
+        reason TEXT,
+        run_id TEXT,
+        trigger TEXT,
+        scheduled_for REAL
+    )""",
+    "CREATE INDEX decisions_job_seq ON decisions (job, seq)",
+)
+"""``firelink pause`` and ``firelink explain`` (issue 13)."""
+
+_RUNS_BY_SCHEDULED: Migration = (
+    # A backfill asks which instants of a range already have a run (list_scheduled_runs).
+    "CREATE INDEX runs_by_job_scheduled ON runs (job, scheduled_for)",
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_V1, _PAUSES_AND_DECISIONS, _RUNS_BY_SCHEDULED)
 """Step ``i`` takes a database from ``user_version`` ``i`` to ``i + 1``. Append, never edit."""
 
 

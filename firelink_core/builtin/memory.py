@@ -14,6 +14,8 @@ from ..plugin_api import (
     UPDATABLE_ATTEMPT_FIELDS,
     UPDATABLE_RUN_FIELDS,
     AttemptRecord,
+    DecisionRecord,
+    PauseRecord,
     RunRecord,
     RunState,
     Storage,
@@ -88,6 +90,8 @@ class MemoryStorage(Storage):
         self._attempts: dict[str, dict[int, AttemptRecord]] = {}
         self._last_fire: dict[str, float] = {}
         self._checkpoints: dict[tuple[str, str], str] = {}
+        self._pauses: dict[str, PauseRecord] = {}
+        self._decisions: dict[str, list[DecisionRecord]] = {}
 
     def _next_seq(self) -> int:
         self._seq += 1
@@ -185,6 +189,12 @@ class MemoryStorage(Storage):
             entry = self._runs.get(run_id)
             return None if entry is None else copy_run(entry[1])
 
+    async def find_runs_by_prefix(self, prefix: str, *, limit: int = 10) -> list[RunRecord]:
+        with self._lock:
+            found = [copy_run(entry[1]) for run_id, entry in self._runs.items() if run_id.startswith(prefix)]
+        found.sort(key=lambda run: run.created_at, reverse=True)
+        return found[:limit]
+
     async def list_runs(
         self,
         job: str | None = None,
@@ -250,6 +260,28 @@ class MemoryStorage(Storage):
 
     async def set_checkpoint(self, namespace: str, key: str, value: Any) -> None:
         self._checkpoints[(namespace, key)] = json.dumps(value)
+
+    # pauses and decisions -----------------------------------------------
+    async def set_pause(self, pause: PauseRecord) -> None:
+        self._pauses[pause.job] = dataclasses.replace(pause, since=float(pause.since))
+
+    async def clear_pause(self, job: str) -> PauseRecord | None:
+        return self._pauses.pop(job, None)
+
+    async def list_pauses(self) -> list[PauseRecord]:
+        return [dataclasses.replace(self._pauses[job]) for job in sorted(self._pauses)]
+
+    async def add_decisions(self, decisions: Sequence[DecisionRecord], *, keep_last: int) -> None:
+        with self._lock:
+            for decision in decisions:
+                self._decisions.setdefault(decision.job, []).append(dataclasses.replace(decision))
+            for job in {d.job for d in decisions}:
+                kept = self._decisions[job]
+                del kept[: max(len(kept) - max(keep_last, 0), 0)]
+
+    async def list_decisions(self, job: str, *, limit: int = 50) -> list[DecisionRecord]:
+        kept = self._decisions.get(job, [])
+        return [dataclasses.replace(d) for d in reversed(kept[-limit:] if limit > 0 else [])]
 
     # retention ----------------------------------------------------------
     async def prune_runs(self, job: str, *, keep_last: int | None, older_than: float | None) -> list[str]:

@@ -20,6 +20,8 @@ from ..plugin_api import (
     UPDATABLE_ATTEMPT_FIELDS,
     UPDATABLE_RUN_FIELDS,
     AttemptRecord,
+    DecisionRecord,
+    PauseRecord,
     Problem,
     RunRecord,
     RunState,
@@ -511,6 +513,22 @@ class SqliteStorage(Storage):
         rows = self._read(f"{_RUN_SELECT} WHERE id = ?", (run_id,))
         return _run_from_row(rows[0]) if rows else None
 
+    async def find_runs_by_prefix(self, prefix: str, *, limit: int = 10) -> list[RunRecord]:
+        # A range on the primary key (ids are ASCII): the index answers, no LIKE escaping.
+        rows = self._read(
+            f"{_RUN_SELECT} WHERE id >= ? AND id < ? ORDER BY created_at DESC LIMIT ?",
+            (prefix, prefix + "\U0010ffff", limit),
+        )
+        return [_run_from_row(row) for row in rows]
+
+    async def list_scheduled_runs(self, job: str, start: float, end: float) -> list[RunRecord]:
+        rows = self._read(
+            f"{_RUN_SELECT} INDEXED BY runs_by_job_scheduled WHERE job = ? AND scheduled_for >= ?"
+            " AND scheduled_for < ? ORDER BY scheduled_for, seq",
+            (job, start, end),
+        )
+        return [_run_from_row(row) for row in rows]
+
     async def list_runs(
         self,
         job: str | None = None,
@@ -627,6 +645,57 @@ class SqliteStorage(Storage):
                 " ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value",
                 (namespace, key, text),
             )
+
+    # pauses and decisions -----------------------------------------------
+    async def set_pause(self, pause: PauseRecord) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO pauses (job, since, reason, by) VALUES (?, ?, ?, ?) ON CONFLICT (job) DO UPDATE"
+                " SET since = excluded.since, reason = excluded.reason, by = excluded.by",
+                (pause.job, float(pause.since), pause.reason, pause.by),
+            )
+
+    async def clear_pause(self, job: str) -> PauseRecord | None:
+        with self._write() as conn:
+            row = conn.execute("SELECT job, since, reason, by FROM pauses WHERE job = ?", (job,)).fetchone()
+            if row is None:
+                return None
+            conn.execute("DELETE FROM pauses WHERE job = ?", (job,))
+        return PauseRecord(job=row[0], since=row[1], reason=row[2], by=row[3])
+
+    async def list_pauses(self) -> list[PauseRecord]:
+        rows = self._read("SELECT job, since, reason, by FROM pauses ORDER BY job")
+        return [PauseRecord(job=r[0], since=r[1], reason=r[2], by=r[3]) for r in rows]
+
+    async def add_decisions(self, decisions: Sequence[DecisionRecord], *, keep_last: int) -> None:
+        if not decisions:
+            return
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO decisions (job, at, outcome, reason, run_id, trigger, scheduled_for)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(d.job, float(d.at), d.outcome, d.reason, d.run_id, d.trigger, _float(d.scheduled_for))
+                 for d in decisions],
+            )
+            for job in dict.fromkeys(d.job for d in decisions):
+                # The newest keep_last by the (job, seq) index; older rows of the job go.
+                row = conn.execute(
+                    "SELECT seq FROM decisions WHERE job = ? ORDER BY seq DESC LIMIT 1 OFFSET ?",
+                    (job, max(keep_last, 0)),
+                ).fetchone()
+                if row is not None:
+                    conn.execute("DELETE FROM decisions WHERE job = ? AND seq <= ?", (job, row[0]))
+
+    async def list_decisions(self, job: str, *, limit: int = 50) -> list[DecisionRecord]:
+        rows = self._read(
+            "SELECT job, at, outcome, reason, run_id, trigger, scheduled_for FROM decisions"
+            " WHERE job = ? ORDER BY seq DESC LIMIT ?",
+            (job, _sql_limit(limit)),
+        )
+        return [
+            DecisionRecord(job=r[0], at=r[1], outcome=r[2], reason=r[3], run_id=r[4], trigger=r[5], scheduled_for=r[6])
+            for r in rows
+        ]
 
     # retention ----------------------------------------------------------
     async def prune_runs(self, job: str, *, keep_last: int | None, older_than: float | None) -> list[str]:

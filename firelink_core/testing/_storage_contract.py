@@ -21,6 +21,7 @@ from ..plugin_api import (
     StorageError,
     TriggerEvent,
 )
+from ._storage_contract_ops import PausesAndDecisionsContract
 
 __all__ = ["StorageContract", "StorageUnderTest", "BasicStorageContext"]
 
@@ -75,7 +76,7 @@ class StorageUnderTest:
     false for a backend whose state ends with the daemon's process (``memory``)."""
 
 
-class StorageContract:
+class StorageContract(PausesAndDecisionsContract):
     """Subclass it as ``Test<Backend>Storage`` and override the ``storage_under_test`` fixture::
 
         class TestSqliteStorage(StorageContract):
@@ -205,6 +206,18 @@ class StorageContract:
 
     def test_get_run_of_an_unknown_id_is_none(self, storage: Storage, run: Run[Any]) -> None:
         assert run(storage.get_run("nope")) is None
+
+    def test_find_runs_by_prefix_newest_first_and_limited(self, storage: Storage, run: Run[Any]) -> None:
+        run(storage.create_run(run_record("abc123", at=T0)))
+        run(storage.create_run(run_record("abc456", at=T0 + 1)))
+        run(storage.create_run(run_record("abd000", at=T0 + 2)))
+        run(storage.create_run(run_record("xabc00", at=T0 + 3)))
+        assert [r.id for r in run(storage.find_runs_by_prefix("abc"))] == ["abc456", "abc123"]
+        assert [r.id for r in run(storage.find_runs_by_prefix("abc1"))] == ["abc123"]
+        assert [r.id for r in run(storage.find_runs_by_prefix("ab", limit=2))] == ["abd000", "abc456"]
+        assert run(storage.find_runs_by_prefix("abc1234")) == []
+        assert run(storage.find_runs_by_prefix("%")) == [] and run(storage.find_runs_by_prefix("_bc")) == []
+        assert run(storage.find_runs_by_prefix("abc123")) == [run_record("abc123", at=T0)]
 
     def test_claim_run_is_won_once(self, storage: Storage, run: Run[Any]) -> None:
         run(storage.create_run(run_record("r1")))
