@@ -168,8 +168,10 @@ class Conditions:
             for run in list(self._waiting.get(name, {}).values()):
                 if "after_runs" not in run.options:
                     yield run
-            # Runs made for a 'with upstream' request feed that request, not automatic runs.
-            if not job.triggers and job.enabled and "request" not in finished.options:
+            # Runs made for a 'with upstream' request feed that request, not automatic runs;
+            # a backfill run with --no-downstream starts none.
+            if not job.triggers and job.enabled and "request" not in finished.options \
+                    and not finished.options.get("no_downstream"):
                 yield job
 
     # ------------------------------------------------------------------ decisions

@@ -14,7 +14,23 @@ from ..records import RunRecord, RunState
 from .ids import new_id
 from .slots import job_limit
 
-__all__ = ["base_run", "default_overlap", "skipped_by_overlap", "waiting_run", "with_overlap"]
+__all__ = [
+    "BACKFILL", "NO_DOWNSTREAM", "RETRY_OF", "base_run", "carried_options", "default_overlap", "skipped_by_overlap",
+    "waiting_run", "with_overlap",
+]
+
+BACKFILL = "backfill"
+"""Key in an event's and its run's ``options``: the id of the backfill that made it."""
+NO_DOWNSTREAM = "no_downstream"
+"""Key in an event's and its run's ``options``: the run's finish starts no automatic downstream run."""
+RETRY_OF = "retry_of"
+"""Key in an event's and its run's ``options``: the run it retries (also its ``parent_run``)."""
+_CARRIED = (BACKFILL, NO_DOWNSTREAM, RETRY_OF)
+
+
+def carried_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of an event its run keeps (backfill id, no downstream, retried run)."""
+    return {key: options[key] for key in _CARRIED if options.get(key) is not None}
 
 
 def base_run(event: TriggerEvent, job: JobSpec, now: float) -> dict[str, Any]:
@@ -29,6 +45,7 @@ def base_run(event: TriggerEvent, job: JobSpec, now: float) -> dict[str, Any]:
         "env": dict(event.env),
         "created_at": now,
         "scheduled_for": event.scheduled_for,
+        "parent_run": event.options.get(RETRY_OF),
     }
 
 
@@ -43,8 +60,9 @@ def default_overlap(event: TriggerEvent, classes: Mapping[str, type[Trigger]]) -
 def with_overlap(job: JobSpec, event: TriggerEvent, classes: Mapping[str, type[Trigger]]) -> JobSpec:
     """The job as the event's run is admitted: its ``overlap``, or the default for the event."""
     overlap = job.overlap or default_overlap(event, classes)
-    if overlap == "skip" and event.payload.get("catchup"):
-        # Fires caught up together after downtime would skip each other: they queue.
+    if overlap == "skip" and (event.payload.get("catchup") or event.options.get(BACKFILL) or event.options.get(RETRY_OF)):
+        # Fires caught up together after downtime, or a backfill's, would skip each other: they
+        # queue; a retry asked for by hand is never skipped either.
         overlap = "queue"
     return job if overlap == job.overlap else dataclasses.replace(job, overlap=overlap)
 

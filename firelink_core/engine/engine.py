@@ -10,6 +10,7 @@ import logging
 import os
 import socket
 from collections.abc import Awaitable, Coroutine, Iterable, Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -44,19 +45,29 @@ from .attempts import (
     attempt_request,
     begin_attempt,
 )
+from .backfill import backfill_event, feed, plan_backfill
 from .components import Executors, Triggers, make_storage
 from .conditions import DONE_STATES, Conditions, build_dag
 from .contexts import Reporter
-from .dispatch import base_run, skipped_by_overlap, waiting_run, with_overlap
+from .dispatch import (
+    RETRY_OF,
+    base_run,
+    carried_options,
+    skipped_by_overlap,
+    waiting_run,
+    with_overlap,
+)
 from .errors import EngineError
 from .ids import new_id
 from .notifications import Notifications, terminal_event
 from .outages import Outages
+from .preview import Fire, schedule_triggers
 from .queue import EventQueue
 from .recovery import CRASHED, Recovery, replacement_run, take_over
 from .reload import ReloadResult, carry_over, diff_jobs
 from .requests import Secrets, request_spec, requested_option, upstream_states
 from .retention import Retention
+from .retry import failed_origin, retry_event
 from .schedules import Schedules
 from .slots import DEFAULT_MAX_PARALLEL, Slots
 from .status import JobOutcomes, JobStatus, job_status
@@ -347,6 +358,57 @@ class Engine:
         await self._emit(spec, payload, env, run_id=run_id, options=options, key=key, requested=True)
         return run_id
 
+    async def backfill(
+        self, job: str, start: datetime, end: datetime, *, max_parallel: int | None = None, dry_run: bool = False,
+        rerun: bool = False, downstream: bool = True,
+    ) -> dict[str, Any]:
+        """One run of ``job`` per schedule instant in ``[start, end)`` that has no run yet (every
+        instant with ``rerun``); return the plan (runs made, instants left alone). With
+        ``max_parallel``, the runs are fed in the background, that many unfinished at a time.
+        KeyError for an unknown job; ``BackfillError``/``EngineError`` say why it cannot be made."""
+        spec_job = self._jobs.get(job)
+        if spec_job is None:
+            raise KeyError(job)
+        triggers = schedule_triggers(spec_job, self.plugins, self.config)
+        plan = await plan_backfill(self.storage, spec_job, triggers, start, end, rerun=rerun)
+        answer = plan.as_dict(dry_run=dry_run, rerun=rerun, downstream=downstream, max_parallel=max_parallel)
+        if dry_run or not plan.to_run:
+            return answer
+        by_key = {trigger.spec.key: trigger for trigger in triggers}
+
+        async def emit_one(fire: Fire) -> None:
+            trigger = by_key[fire.trigger]
+            payload, env, options, dedupe_key = backfill_event(plan, fire, trigger, downstream=downstream)
+            due = fire.at.timestamp()
+            await self._emit(trigger.spec, payload, env, dedupe_key=dedupe_key, scheduled_for=due,
+                             run_id=plan.run_ids[due], options=options)
+
+        log.info("backfill %s of %s: %d run(s) from %s to %s", plan.id, job, len(plan.to_run),
+                 start.isoformat(), end.isoformat())
+        work = feed(plan, emit_one, self.wait_run, max_parallel, lambda: self._stopping)
+        if max_parallel:
+            self._spawn(work)
+        else:
+            await work
+        return answer
+
+    async def retry(self, run_id: str, *, from_failed: bool = False) -> dict[str, Any]:
+        """A new run of the run's job with the same event data and parameters, its
+        ``parent_run`` the old run; ``from_failed``: of the run in its dependency chain that
+        failed (its downstream jobs then follow through the DAG). LookupError for an unknown
+        run, KeyError for a job no longer configured, ``RetryError`` for a run that cannot be."""
+        old = await self.storage.get_run(run_id)
+        if old is None:
+            raise LookupError(run_id)
+        target = await failed_origin(self.storage, old) if from_failed else old
+        if target.job not in self._jobs:
+            raise KeyError(target.job)
+        spec, key, payload, env, options = retry_event(target)
+        new_run = new_id()
+        await self._emit(spec, payload, env, run_id=new_run, options=options, key=key,
+                         scheduled_for=target.scheduled_for)
+        return {"run_id": new_run, "job": target.job, "retry_of": target.id}
+
     async def wait_run(self, run_id: str, timeout: float | None = None) -> RunRecord:
         """Wait until the run reaches a terminal state; return it (TimeoutError at the deadline)."""
         return await self._waiters.wait(run_id, self.storage, timeout)
@@ -437,10 +499,10 @@ class Engine:
             self._secrets.forget(event.run_id)
             return
         base = base_run(event, job, self.clock.now())
-        flag = requested_option(event.options)
+        flag = {**requested_option(event.options), **carried_options(event.options)}
         if job.depends_on and event.options.get("with_upstream"):
             await self._dispatch_request(job, base, event, flag)
-        elif job.depends_on and job.triggers:
+        elif job.depends_on and job.triggers and RETRY_OF not in event.options:
             run = waiting_run(base, job, self._conditions.since(job.name), flag)
             await self.storage.create_run(run, consume_event=event.id)
             self._conditions.note_created(run)
