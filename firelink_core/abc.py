@@ -424,15 +424,6 @@ class Storage(Component):
         runs = await self.list_runs(None, limit=None)
         return [run for run in runs if run.id.startswith(prefix)][:limit]
 
-    async def find_runs_by_prefix(self, prefix: str, *, limit: int = 10) -> list[RunRecord]:
-        """Runs whose id starts with ``prefix`` (at most ``limit``, newest first): how a short
-        run id typed by a person is resolved (``firelink_core.run_ids.resolve_run``).
-
-        The default reads every run through ``list_runs``; a backend with an index on run
-        ids should override it with a prefix query."""
-        runs = await self.list_runs(None, limit=None)
-        return [run for run in runs if run.id.startswith(prefix)][:limit]
-
     async def list_scheduled_runs(self, job: str, start: float, end: float) -> list[RunRecord]:
         """The job's runs whose ``scheduled_for`` is in ``[start, end)``, oldest instant first:
         how a backfill finds the instants that already have a run.

@@ -195,12 +195,6 @@ class MemoryStorage(Storage):
         found.sort(key=lambda run: run.created_at, reverse=True)
         return found[:limit]
 
-    async def find_runs_by_prefix(self, prefix: str, *, limit: int = 10) -> list[RunRecord]:
-        with self._lock:
-            found = [copy_run(entry[1]) for run_id, entry in self._runs.items() if run_id.startswith(prefix)]
-        found.sort(key=lambda run: run.created_at, reverse=True)
-        return found[:limit]
-
     async def list_runs(
         self,
         job: str | None = None,

@@ -529,14 +529,6 @@ class SqliteStorage(Storage):
         )
         return [_run_from_row(row) for row in rows]
 
-    async def find_runs_by_prefix(self, prefix: str, *, limit: int = 10) -> list[RunRecord]:
-        # A range on the primary key (ids are ASCII): the index answers, no LIKE escaping.
-        rows = self._read(
-            f"{_RUN_SELECT} WHERE id >= ? AND id < ? ORDER BY created_at DESC LIMIT ?",
-            (prefix, prefix + "\U0010ffff", limit),
-        )
-        return [_run_from_row(row) for row in rows]
-
     async def list_runs(
         self,
         job: str | None = None,

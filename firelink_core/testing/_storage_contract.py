@@ -219,18 +219,6 @@ class StorageContract(PausesAndDecisionsContract):
         assert run(storage.find_runs_by_prefix("%")) == [] and run(storage.find_runs_by_prefix("_bc")) == []
         assert run(storage.find_runs_by_prefix("abc123")) == [run_record("abc123", at=T0)]
 
-    def test_find_runs_by_prefix_newest_first_and_limited(self, storage: Storage, run: Run[Any]) -> None:
-        run(storage.create_run(run_record("abc123", at=T0)))
-        run(storage.create_run(run_record("abc456", at=T0 + 1)))
-        run(storage.create_run(run_record("abd000", at=T0 + 2)))
-        run(storage.create_run(run_record("xabc00", at=T0 + 3)))
-        assert [r.id for r in run(storage.find_runs_by_prefix("abc"))] == ["abc456", "abc123"]
-        assert [r.id for r in run(storage.find_runs_by_prefix("abc1"))] == ["abc123"]
-        assert [r.id for r in run(storage.find_runs_by_prefix("ab", limit=2))] == ["abd000", "abc456"]
-        assert run(storage.find_runs_by_prefix("abc1234")) == []
-        assert run(storage.find_runs_by_prefix("%")) == [] and run(storage.find_runs_by_prefix("_bc")) == []
-        assert run(storage.find_runs_by_prefix("abc123")) == [run_record("abc123", at=T0)]
-
     def test_claim_run_is_won_once(self, storage: Storage, run: Run[Any]) -> None:
         run(storage.create_run(run_record("r1")))
         claimed = run(storage.claim_run("r1", "daemon-1"))
