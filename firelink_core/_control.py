@@ -58,6 +58,8 @@ REQUEST_FIELDS: Mapping[str, frozenset[str]] = {
     "run": frozenset({"run_id", "job"}),
     "reload": frozenset(),
     "stop": frozenset({"grace"}),
+    "backfill": frozenset({"job", "from", "to", "max_parallel", "dry_run", "rerun", "downstream"}),
+    "retry": frozenset({"run_id", "from_failed"}),
 }
 """Each command and the fields its request may carry besides ``cmd``."""
 FOLLOW_INTERVAL = 0.25
@@ -402,6 +404,20 @@ class ControlServer:
             run = runs[0]
         attempts = await storage.list_attempts(run.id)
         await _ok(writer, {"run": to_jsonable(run), "attempts": to_jsonable(attempts)})
+
+    async def _cmd_backfill(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        from ._control_ops import backfill
+
+        if self.daemon.stopping:
+            raise ControlError("stopping", "the daemon is stopping: no new runs")
+        await _ok(writer, await backfill(self.daemon.engine, request))
+
+    async def _cmd_retry(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        from ._control_ops import retry
+
+        if self.daemon.stopping:
+            raise ControlError("stopping", "the daemon is stopping: no new runs")
+        await _ok(writer, await retry(self.daemon.engine, request))
 
     async def _cmd_reload(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
         await _ok(writer, await self.daemon.reload())

@@ -275,6 +275,7 @@ def _build(
                 catchup=get("catchup", "latest"),
                 misfire_grace=_duration(get("misfire_grace")),
                 recovery=get("recovery", "retry"),
+                pause_after_failures=get("pause_after_failures"),
                 notify=_notify(get("notify")),
                 log=_log(get("log")),
                 enabled=get("enabled", True),

@@ -135,6 +135,8 @@ class JobSpec:
     """Missed schedule fires older than this many seconds are not caught up; ``None``: no limit."""
     recovery: Recovery = "retry"
     """What happens to a run the daemon crashed during."""
+    pause_after_failures: int | None = None
+    """The circuit breaker: after this many consecutive failed runs the job is paused; ``None``: never."""
     notify: tuple[NotifyRule, ...] = ()
     log: LogPolicy = field(default_factory=LogPolicy)
     enabled: bool = True

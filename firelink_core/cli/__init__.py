@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import click
 
-from . import _config_cmds, _control_cmds, _graph_cmds, _history_cmds, _run_cmd
+from . import (
+    _config_cmds,
+    _control_cmds,
+    _graph_cmds,
+    _history_cmds,
+    _retry_cmd,
+    _run_cmd,
+    _schedule_cmds,
+)
 from ._version import version_option
 
 __all__ = ["main", "run"]
@@ -34,6 +42,6 @@ def run() -> None:
         sys.exit(1)
 
 
-for _module in (_config_cmds, _run_cmd, _control_cmds, _history_cmds, _graph_cmds):
+for _module in (_config_cmds, _run_cmd, _control_cmds, _retry_cmd, _schedule_cmds, _history_cmds, _graph_cmds):
     for _command in _module.COMMANDS:
         main.add_command(_command)

@@ -46,6 +46,7 @@ from .attempts import (
     begin_attempt,
 )
 from .backfill import backfill_event, feed, plan_backfill
+from .cancels import CANCELLED, Cancels, how_to_cancel
 from .components import Executors, Triggers, make_storage
 from .conditions import DONE_STATES, Conditions, build_dag
 from .contexts import Reporter
@@ -133,6 +134,7 @@ class Engine:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._waiters = RunWaiters()
         self._secrets = Secrets()
+        self._cancels = Cancels()
         self._dag_lock = asyncio.Lock()
         self._log_folders = LogFolders(config.state_dir)
         self._bg: set[asyncio.Task[Any]] = set()
@@ -413,6 +415,47 @@ class Engine:
         """Wait until the run reaches a terminal state; return it (TimeoutError at the deadline)."""
         return await self._waiters.wait(run_id, self.storage, timeout)
 
+    async def cancel(self, run_id: str) -> RunRecord:
+        """Cancel a run by hand and return it as it ended (``cancelled``, or its own end if
+        it ended first). A queued, waiting or retrying run ends at once; a running one gets
+        its job's stop signal and ``kill_grace`` from the executor. ``KeyError`` for an
+        unknown run, ``EngineError`` for a run that already ended."""
+        run = await self.storage.get_run(run_id)
+        if run is None:
+            raise KeyError(run_id)
+        task = self._tasks.get(run_id)
+        how = how_to_cancel(run, task is not None)
+        if how == "ended":
+            raise EngineError(f"run {run_id} already ended ({run.state.value})")
+        if task is not None:
+            self._cancels.task(run_id)
+            task.cancel()
+            try:
+                await asyncio.wait({task})
+            finally:
+                self._cancels.task_done(run_id)
+            ended = await self.storage.get_run(run_id)
+            if ended is not None and ended.finished:
+                return ended
+            # Cancelled before its executor started (claiming): nothing ran, end it here.
+        elif how == "waiting":
+            async with self._dag_lock:
+                waiting = self._conditions.find_waiting(run_id)
+                if waiting is not None and self._conditions.is_waiting(waiting):
+                    self._conditions.unwait(waiting)
+        elif how == "retrying":
+            self._cancels.retry(run_id)
+        else:
+            held = self._slots.remove(run_id, run.job)
+            if held:
+                self._release(run.job)
+        now = self.clock.now()
+        run = await self.storage.update_run(run_id, state=RunState.CANCELLED, finished_at=now, reason=CANCELLED)
+        self._terminal(run, None)
+        if how == "retrying":
+            self._release(run.job)
+        return run
+
     # ------------------------------------------------------------------ the loop
     async def _loop(self) -> None:
         while not self._stopping:
@@ -461,7 +504,9 @@ class Engine:
             elif kind == FOLLOW_UP:
                 await self._follow_up(*data)
             elif kind == RETRY:
-                if not self._stopping:
+                if self._cancels.take_retry(key):
+                    pass  # cancelled while retrying: its slot was given back then
+                elif not self._stopping:
                     self._slots.retry(data)
                     self._pump()
             elif kind == WAIT_TIMEOUT:
@@ -627,7 +672,10 @@ class Engine:
         try:
             return await call
         except asyncio.CancelledError:
-            await self._record_interrupted(reporter, STOPPED)
+            if self._cancels.is_task(reporter.attempt.run_id):
+                await self._record_interrupted(reporter, CANCELLED, RunState.CANCELLED)
+            else:
+                await self._record_interrupted(reporter, STOPPED)
             raise
         except Exception as exc:  # noqa: BLE001 - an executor bug fails the attempt, not the daemon
             log.exception("executor %s failed on run %s", job.executor.type, reporter.attempt.run_id)
@@ -661,10 +709,12 @@ class Engine:
         if write is not None:
             self._spawn(write)
 
-    async def _record_interrupted(self, reporter: Reporter, why: str) -> None:
+    async def _record_interrupted(
+        self, reporter: Reporter, why: str, state: RunState = RunState.INTERRUPTED
+    ) -> None:
         now = self.clock.now()
         attempt, run = await reporter.end(
-            {"state": RunState.INTERRUPTED, "finished_at": now, "reason": why}, finished_at=now, error=why
+            {"state": state, "finished_at": now, "reason": why}, finished_at=now, error=why
         )
         self._terminal(run, attempt)
 

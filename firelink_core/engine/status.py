@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from ..abc import TriggerHealth
 from ..model import JobSpec
-from ..records import RunRecord, RunState
+from ..records import PauseRecord, RunRecord, RunState
 
 if TYPE_CHECKING:
     from .components import Triggers
@@ -27,13 +27,15 @@ class JobStatus:
     triggers: list[str]
     """Readable trigger descriptions (``cron 0 18 * * *``, ``watch s3://b/p``, ``manual``)."""
     state: str
-    """``idle``, ``running``, ``waiting``, ``failing`` or ``disabled``."""
+    """``idle``, ``running``, ``waiting``, ``failing``, ``paused`` or ``disabled``."""
     last_run: RunRecord | None
     next_due: datetime | None
     health: dict[str, TriggerHealth] = field(default_factory=dict)
     """Per trigger key."""
     running: int = 0
     waiting: int = 0
+    paused: PauseRecord | None = None
+    """Set while the job is paused (``firelink pause``, or its circuit breaker): why and since when."""
 
 
 class JobOutcomes:
@@ -65,7 +67,8 @@ class JobOutcomes:
 
 
 def job_status(
-    job: JobSpec, *, triggers: Triggers, timer: Timer, slots: Slots, conditions: Conditions, outcomes: JobOutcomes
+    job: JobSpec, *, triggers: Triggers, timer: Timer, slots: Slots, conditions: Conditions, outcomes: JobOutcomes,
+    pause: PauseRecord | None = None,
 ) -> JobStatus:
     """What the parts know about one job, for ``firelink status``."""
     health, next_due = triggers.health_and_next_due(job, timer)
@@ -75,6 +78,8 @@ def job_status(
         state = "disabled"
     elif running:
         state = "running"
+    elif pause is not None:
+        state = "paused"
     elif waiting:
         state = "waiting"
     elif job.name in outcomes.failing:
@@ -90,4 +95,5 @@ def job_status(
         health=health,
         running=running,
         waiting=waiting,
+        paused=pause,
     )
