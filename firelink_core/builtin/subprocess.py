@@ -330,8 +330,8 @@ class SubprocessExecutor(Executor):
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
                 log.note(
-                    "daemon stopping: sending SIGTERM, SIGKILL after "
-                    f"{format_duration(request.kill_grace)}"
+                    "stopping the attempt (the daemon is stopping, or the run was cancelled): sending SIGTERM,"
+                    f" SIGKILL after {format_duration(request.kill_grace)}"
                 )
             else:
                 log.note(f"executor failure ({type(exc).__name__}: {exc}): terminating the job")

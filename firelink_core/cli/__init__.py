@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from . import (
+    _cancel_cmd,
     _config_cmds,
     _control_cmds,
     _graph_cmds,
@@ -42,6 +43,8 @@ def run() -> None:
         sys.exit(1)
 
 
-for _module in (_config_cmds, _run_cmd, _control_cmds, _retry_cmd, _schedule_cmds, _history_cmds, _graph_cmds):
+for _module in (
+    _config_cmds, _run_cmd, _control_cmds, _cancel_cmd, _retry_cmd, _schedule_cmds, _history_cmds, _graph_cmds,
+):
     for _command in _module.COMMANDS:
         main.add_command(_command)

@@ -16,6 +16,7 @@ from ..abc import Storage
 from ..durations import format_duration
 from ..logs import LogCursor, attempt_log_path, read_log
 from ..records import AttemptRecord, RunRecord, RunState
+from ..run_ids import AmbiguousRunId, RunIdError, resolve_run, short_id
 from ._common import EXIT_NOT_RUNNING, fail
 from ._format import (
     exit_code_of,
@@ -71,7 +72,7 @@ def runs_cmd(
     for run, worker in zip(runs, workers, strict=True):
         took = run.duration()
         rows.append([
-            run.id, run.job, result_text(run), run.trigger or "-",
+            short_id(run.id), run.job, result_text(run), run.trigger or "-",
             when(run.started_at or run.created_at, now),
             format_duration(took) if took is not None else "-",
             *([worker or "-"] if with_workers else []),
@@ -161,7 +162,12 @@ def _find_run(target: Target, job: str, run_id: str | None) -> tuple[bool, RunRe
 
     async def fetch(storage: Any) -> tuple[RunRecord | None, list[AttemptRecord]]:
         if run_id is not None:
-            found = await storage.get_run(run_id)
+            try:
+                found = await resolve_run(storage, run_id)
+            except AmbiguousRunId as exc:
+                fail(exc.message)
+            except RunIdError:
+                found = None
         else:
             latest = await storage.list_runs(job, limit=1)
             found = latest[0] if latest else None

@@ -61,6 +61,19 @@ class Slots:
             held[name] += 1
             self._ready.append(blocked.popleft())
 
+    def remove(self, run_id: str, name: str) -> bool | None:
+        """Take a queued run of job ``name`` out (it was cancelled): ``True`` if it held a slot
+        (ready for an executor place: the caller releases the slot), ``False`` if it waited in
+        the job's line, ``None`` if it is in neither."""
+        for queue, held in ((self._ready, True), (self._blocked.get(name), False)):
+            if queue is None:
+                continue
+            for run in queue:
+                if run.id == run_id:
+                    queue.remove(run)
+                    return held
+        return None
+
     def retry(self, run: RunRecord) -> None:
         """A run that kept its slot through a retry delay is ready for its next attempt."""
         self._ready.append(run)

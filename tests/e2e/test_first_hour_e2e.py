@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import re
+import sqlite3
 import subprocess
+import time
+
+from firelink_core.testing import wait_for
 
 from .conftest import FirelinkProcess
 
@@ -46,3 +50,130 @@ def test_with_shell_true_the_redirection_works_end_to_end(daemon: FirelinkProces
     result = daemon.cli("trigger", "backup", "--wait")
     assert result.returncode == 0, result.stderr
     assert out.read_text() == "saved\n"
+
+
+# --------------------------------------------------------------------------- run ids and cancel
+
+
+def test_a_unique_prefix_works_for_logs_and_cancel_and_tables_show_8_characters(
+    daemon: FirelinkProcess,
+) -> None:
+    daemon.write_config("""
+        jobs:
+          - name: hello
+            trigger: manual
+            command: [echo, hello]
+          - name: slow
+            trigger: manual
+            command: [sleep, "60"]
+    """)
+    daemon.start()
+    assert daemon.cli("trigger", "hello", "--wait").returncode == 0
+    first = daemon.runs("hello")[0]["id"]
+    result = daemon.cli("logs", "hello", first[:8])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "hello\n"
+    table = daemon.cli("runs", "hello")
+    assert first[:8] in table.stdout and first not in table.stdout
+
+    run_id = daemon.cli("trigger", "slow").stdout.strip()
+    daemon.wait_run_state(run_id, {"running"})
+    ended = daemon.cli("cancel", run_id[:8], timeout=30)
+    assert ended.returncode == 0, ended.stderr
+    assert daemon.run_record(run_id)["state"] == "cancelled"
+    again = daemon.cli("cancel", run_id[:8])
+    assert again.returncode == 1 and "already ended (cancelled)" in again.stderr
+    unknown = daemon.cli("cancel", "ffffffffff")
+    assert unknown.returncode == 1 and "no run 'ffffffffff'" in unknown.stderr
+
+
+def test_cancel_of_a_waiting_and_of_a_queued_run(daemon: FirelinkProcess) -> None:
+    daemon.write_config("""
+        jobs:
+          - name: upstream
+            trigger: manual
+            command: [sleep, "60"]
+          - name: downstream
+            trigger: manual
+            depends_on: [upstream]
+            command: [echo, down]
+          - name: one-at-a-time
+            trigger: manual
+            overlap: queue
+            command: [sleep, "60"]
+    """)
+    daemon.start()
+    waiting = daemon.cli("trigger", "downstream").stdout.strip()
+    daemon.wait_run_state(waiting, {"waiting"})
+    assert daemon.cli("cancel", waiting).returncode == 0
+    assert daemon.run_record(waiting)["state"] == "cancelled"
+    running = daemon.cli("trigger", "one-at-a-time").stdout.strip()
+    daemon.wait_run_state(running, {"running"})
+    queued = daemon.cli("trigger", "one-at-a-time").stdout.strip()
+    daemon.wait_run_state(queued, {"queued"})
+    assert daemon.cli("cancel", queued).returncode == 0
+    assert daemon.run_record(queued)["state"] == "cancelled"
+    assert daemon.run_record(running)["state"] == "running"
+
+
+def test_an_ambiguous_prefix_is_an_error_listing_the_candidates(daemon: FirelinkProcess) -> None:
+    daemon.write_config("""
+        jobs:
+          - name: hello
+            trigger: manual
+            command: [echo, hello]
+    """)
+    daemon.start()
+    ids = [daemon.cli("trigger", "hello", "--wait").returncode for _ in range(2)]
+    assert ids == [0, 0]
+    daemon.cli("stop")
+    # Two run ids that share a 6-character prefix, written as the daemon would have.
+    database = next(daemon.state_dir.glob("*.db"))
+    with sqlite3.connect(database) as conn:
+        rows = conn.execute("SELECT id FROM runs").fetchall()
+        for (old,), new in zip(rows, ["abcdef0001", "abcdef0002"], strict=True):
+            conn.execute("UPDATE runs SET id = ? WHERE id = ?", (new, old))
+            conn.execute("UPDATE attempts SET run_id = ? WHERE run_id = ?", (new, old))
+    daemon.start()
+    for args in (("logs", "hello", "abcdef"), ("cancel", "abcdef")):
+        result = daemon.cli(*args)
+        assert result.returncode == 1, result.stderr
+        assert "ambiguous" in result.stderr
+        assert "abcdef0001" in result.stderr and "abcdef0002" in result.stderr
+    assert daemon.cli("logs", "hello", "abcdef0002").stdout == "hello\n"
+
+
+def test_cancel_of_a_running_sleep_ends_it_within_the_grace_and_records_cancelled(
+    daemon: FirelinkProcess,
+) -> None:
+    marker = daemon.root / "got-term"
+    daemon.write_config(f"""
+        jobs:
+          - name: slow
+            trigger: manual
+            shell: true
+            kill_grace: 2s
+            command: "trap 'touch {marker}; exit 143' TERM; sleep 60 & wait"
+          - name: waiting
+            trigger: manual
+            command: [sleep, "60"]
+    """)
+    daemon.start()
+    run_id = daemon.cli("trigger", "slow").stdout.strip()
+    daemon.wait_run_state(run_id, {"running"})
+    started = time.monotonic()
+    result = daemon.cli("cancel", run_id, timeout=30)
+    took = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert "cancelled" in result.stderr
+    assert took < 2 + 3, took  # the job's grace, and a margin
+    assert marker.exists()  # the job got its stop signal
+    record = daemon.run_record(run_id)
+    assert record["state"] == "cancelled"
+    assert "cancelled by hand" in record["reason"]
+    # Not running any more: status shows the job idle again.
+    wait_for(
+        lambda: (s := daemon.job_status("slow")) and s["state"] != "running",
+        10,
+        message="slow not running",
+    )
