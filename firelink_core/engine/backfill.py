@@ -58,7 +58,10 @@ class BackfillPlan:
             "downstream": downstream,
             "max_parallel": max_parallel,
             "runs": [
-                {**fire.as_dict(), "run_id": self.run_ids.get(fire.at.timestamp())}
+                {
+                    **fire.as_dict(),
+                    "run_id": None if dry_run else self.run_ids.get(fire.at.timestamp()),
+                }
                 for fire in self.to_run
             ],
             "existing": [
