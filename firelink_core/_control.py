@@ -52,7 +52,7 @@ MAX_GRACE = 365 * 86400.0
 REQUEST_FIELDS: Mapping[str, frozenset[str]] = {
     "ping": frozenset(),
     "status": frozenset(),
-    "trigger": frozenset({"job", "env", "with_upstream", "follow"}),
+    "trigger": frozenset({"job", "env", "with_upstream", "follow", "force"}),
     "follow": frozenset({"run_id"}),
     "runs": frozenset({"job", "states", "limit", "attempts"}),
     "run": frozenset({"run_id", "job"}),
@@ -60,6 +60,10 @@ REQUEST_FIELDS: Mapping[str, frozenset[str]] = {
     "stop": frozenset({"grace"}),
     "backfill": frozenset({"job", "from", "to", "max_parallel", "dry_run", "rerun", "downstream"}),
     "retry": frozenset({"run_id", "from_failed"}),
+    "pause": frozenset({"jobs", "all", "reason"}),
+    "resume": frozenset({"jobs", "all", "catch_up"}),
+    "explain": frozenset({"job", "limit"}),
+    "cancel": frozenset({"run_id"}),
 }
 """Each command and the fields its request may carry besides ``cmd``."""
 FOLLOW_INTERVAL = 0.25
@@ -334,6 +338,21 @@ class ControlServer:
             )
         return job
 
+    async def _resolve_run(self, raw: Any) -> RunRecord:
+        """The run a client names by its id or a unique prefix of it (``unknown-run`` or
+        ``ambiguous-run`` with the candidates otherwise)."""
+        from .run_ids import AmbiguousRunId, RunIdError, resolve_run
+
+        run_id = _check_text(raw, "run_id")
+        if run_id is None:
+            raise ControlError("bad-request", "run_id is required")
+        try:
+            return await resolve_run(self.daemon.engine.storage, run_id)
+        except AmbiguousRunId as exc:
+            raise ControlError(exc.code, exc.message, run_id=run_id, candidates=[r.id for r in exc.candidates]) from None
+        except RunIdError as exc:
+            raise ControlError(exc.code, exc.message, run_id=run_id) from None
+
     async def _cmd_ping(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
         await _ok(writer, {"protocol": PROTOCOL_VERSION, **self.daemon.info()})
 
@@ -345,25 +364,25 @@ class ControlServer:
         env = _check_env(request.get("env"))
         with_upstream = _check_flag(request, "with_upstream")
         follow = _check_flag(request, "follow")
+        force = _check_flag(request, "force")
         if self.daemon.stopping:
             raise ControlError("stopping", "the daemon is stopping: no new runs")
+        from .engine.errors import JobPaused
+
         try:
-            run_id = await self.daemon.engine.trigger(job, env, with_upstream=with_upstream)
+            run_id = await self.daemon.engine.trigger(job, env, with_upstream=with_upstream, **({"force": True} if force else {}))
         except KeyError as exc:
             raise ControlError("unknown-job", f"no job named {job!r}", job=job, suggestions=[]) from exc
+        except JobPaused as exc:
+            raise ControlError("paused", str(exc), job=job, pause=to_jsonable(exc.pause)) from None
         await _ok(writer, {"run_id": run_id, "job": job})
         if follow:
             await self._stream_run(run_id, writer)
 
     async def _cmd_follow(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
-        run_id = _check_text(request.get("run_id"), "run_id")
-        if run_id is None:
-            raise ControlError("bad-request", "run_id is required")
-        run = await self.daemon.engine.storage.get_run(run_id)
-        if run is None:
-            raise ControlError("unknown-run", f"no run {run_id!r}", run_id=run_id)
-        await _ok(writer, {"run_id": run_id, "job": run.job})
-        await self._stream_run(run_id, writer)
+        run = await self._resolve_run(request.get("run_id"))
+        await _ok(writer, {"run_id": run.id, "job": run.job})
+        await self._stream_run(run.id, writer)
 
     async def _stream_run(self, run_id: str, writer: asyncio.StreamWriter) -> None:
         async for message in follow_run(self.daemon.engine, self.daemon.state_dir, run_id):
@@ -391,11 +410,8 @@ class ControlServer:
     async def _cmd_run(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
         """One run and its attempts; ``run_id`` or ``job`` (its latest run)."""
         storage = self.daemon.engine.storage
-        run_id = _check_text(request.get("run_id"), "run_id")
-        if run_id is not None:
-            run = await storage.get_run(run_id)
-            if run is None:
-                raise ControlError("unknown-run", f"no run {run_id!r}", run_id=run_id)
+        if request.get("run_id") is not None:
+            run = await self._resolve_run(request.get("run_id"))
         else:
             job = self._check_job(request.get("job"))
             runs = await storage.list_runs(job, limit=1)
@@ -404,6 +420,34 @@ class ControlServer:
             run = runs[0]
         attempts = await storage.list_attempts(run.id)
         await _ok(writer, {"run": to_jsonable(run), "attempts": to_jsonable(attempts)})
+
+    async def _cmd_cancel(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        """Cancel one run (id or unique prefix); answered once it has ended."""
+        from .engine.errors import EngineError
+
+        run = await self._resolve_run(request.get("run_id"))
+        try:
+            ended = await self.daemon.engine.cancel(run.id)
+        except KeyError:
+            raise ControlError("unknown-run", f"no run {run.id!r}", run_id=run.id) from None
+        except EngineError as exc:
+            raise ControlError("run-ended", str(exc), run_id=run.id, run=to_jsonable(run)) from None
+        await _ok(writer, {"run": to_jsonable(ended)})
+
+    async def _cmd_pause(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        from ._control_pauses import pause
+
+        await _ok(writer, await pause(self.daemon.engine, request))
+
+    async def _cmd_resume(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        from ._control_pauses import resume
+
+        await _ok(writer, await resume(self.daemon.engine, request))
+
+    async def _cmd_explain(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
+        from ._control_pauses import explain
+
+        await _ok(writer, await explain(self.daemon.engine, request))
 
     async def _cmd_backfill(self, request: dict[str, Any], writer: asyncio.StreamWriter) -> None:
         from ._control_ops import backfill

@@ -30,12 +30,13 @@ from ..events import (
     RunRecovered,
     RunRetrying,
     RunStarted,
+    RunTripped,
     RunWaiting,
     TriggerEvent,
 )
 from ..model import Config, JobSpec, TriggerSpec
 from ..plugins import Plugins
-from ..records import AttemptRecord, RunRecord, RunState
+from ..records import AttemptRecord, DecisionRecord, PauseRecord, RunRecord, RunState
 from . import retention
 from .attempts import (
     START_WRITE_DELAY,
@@ -46,10 +47,13 @@ from .attempts import (
     begin_attempt,
 )
 from .backfill import backfill_event, feed, plan_backfill
+from .breaker import CHECKPOINT_NAMESPACE as BREAKER_COUNTS
+from .breaker import Breaker, trip_reason
 from .cancels import CANCELLED, Cancels, how_to_cancel
 from .components import Executors, Triggers, make_storage
 from .conditions import DONE_STATES, Conditions, build_dag
 from .contexts import Reporter
+from .decisions import FLUSH_DELAY, KEEP_DECISIONS, Decisions, explain_answer, of_event, of_run
 from .dispatch import (
     RETRY_OF,
     base_run,
@@ -58,10 +62,11 @@ from .dispatch import (
     waiting_run,
     with_overlap,
 )
-from .errors import EngineError
+from .errors import EngineError, JobPaused
 from .ids import new_id
 from .notifications import Notifications, terminal_event
 from .outages import Outages
+from .pauses import BREAKER, FORCE, USER, Pauses, is_forced, skip_reason
 from .preview import Fire, schedule_triggers
 from .queue import EventQueue
 from .recovery import CRASHED, Recovery, replacement_run, take_over
@@ -134,6 +139,10 @@ class Engine:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._waiters = RunWaiters()
         self._secrets = Secrets()
+        self._pauses = Pauses()
+        self._breaker = Breaker()
+        self._decisions = Decisions()
+        self._decisions_flush: asyncio.Task[None] | None = None
         self._cancels = Cancels()
         self._dag_lock = asyncio.Lock()
         self._log_folders = LogFolders(config.state_dir)
@@ -204,8 +213,9 @@ class Engine:
         """Open storage, recover after a crash, start executors, triggers, the timer and dispatcher."""
         self.started_at = self.clock.now()
         await self.storage.open()
-        self._schedules = Schedules(self._timer, self.storage, self._emit)
+        self._schedules = Schedules(self._timer, self.storage, self._emit, skipping=self._skipping, note=self._decide)
         try:
+            await self._load_pauses()
             await self._start_components(self._jobs.values())
             await self._load_history()
             await self._recover()
@@ -265,6 +275,7 @@ class Engine:
         if self._bg:
             await asyncio.gather(*list(self._bg), return_exceptions=True)
         await self._notifications.drain()
+        await self._flush_decisions(wait=False)
         await self._close_components()
 
     async def _start_triggers(self, job: JobSpec, *, defer_schedules: bool = False) -> None:
@@ -347,15 +358,21 @@ class Engine:
         return event
 
     async def trigger(
-        self, job: str, env: Mapping[str, str] | None = None, *, with_upstream: bool = False
+        self, job: str, env: Mapping[str, str] | None = None, *, with_upstream: bool = False, force: bool = False
     ) -> str:
-        """Enqueue a run of ``job`` started by hand and return the id its run will have (KeyError if unknown)."""
+        """Enqueue a run of ``job`` started by hand and return the id its run will have (KeyError if
+        unknown; ``JobPaused`` for a paused job unless ``force``)."""
         spec_job = self._jobs.get(job)
         if spec_job is None:
             raise KeyError(job)
+        pause = self._pauses.get(job)
+        if pause is not None and not force:
+            raise JobPaused(pause)
         spec, key, cls = request_spec(spec_job, self._triggers.requests.get(job), self.plugins.triggers())
         run_id = new_id()
-        options = {"with_upstream": True} if with_upstream else {}
+        options: dict[str, Any] = {"with_upstream": True} if with_upstream else {}
+        if pause is not None:
+            options[FORCE] = True
         payload = cls.request_payload(with_upstream=with_upstream)
         await self._emit(spec, payload, env, run_id=run_id, options=options, key=key, requested=True)
         return run_id
@@ -543,6 +560,9 @@ class Engine:
             await self.storage.drop_event(event.id)
             self._secrets.forget(event.run_id)
             return
+        if job.name in self._pauses and not is_forced(event.options):
+            await self._paused_event(event)
+            return
         base = base_run(event, job, self.clock.now())
         flag = {**requested_option(event.options), **carried_options(event.options)}
         if job.depends_on and event.options.get("with_upstream"):
@@ -550,7 +570,7 @@ class Engine:
         elif job.depends_on and job.triggers and RETRY_OF not in event.options:
             run = waiting_run(base, job, self._conditions.since(job.name), flag)
             await self.storage.create_run(run, consume_event=event.id)
-            self._conditions.note_created(run)
+            self._created(run)
             self._hold_waiting(job, run)
             self._run_event(RunWaiting(run=run))
             await self._evaluate_waiting(run)
@@ -570,7 +590,7 @@ class Engine:
                 if run.job == job.name:
                     raise
                 continue  # made before a crash: the re-dispatched event reuses it
-            self._conditions.note_created(run)
+            self._created(run)
             created.append(run)
         for run in created:
             member = self._jobs[run.job]
@@ -586,12 +606,12 @@ class Engine:
         """Store a new run: skipped on overlap, otherwise queued behind the job's slots."""
         if skipped_by_overlap(job, run, self._slots.active(job.name)):
             await self.storage.create_run(run, consume_event=consume_event)
-            self._conditions.note_created(run)
+            self._created(run)
             self._terminal(run, None)
             return run
         run.state = RunState.QUEUED
         await self.storage.create_run(run, consume_event=consume_event)
-        self._conditions.note_created(run)
+        self._created(run)
         self._run_event(RunQueued(run=run))
         self._enqueue(job, run)
         return run
@@ -744,6 +764,9 @@ class Engine:
             self._run_event(RunRecovered(run=run, attempt=attempt))
         self._waiters.finished(run)
         self._secrets.forget(run.id)
+        counted = self._breaker.finished(job, run)
+        if counted is not None:
+            self._spawn(self._count_failures(run, *counted))
         if followers is not None:
             self._spawn(self._follow_up(run, followers))
         if job is not None and run.state in DONE_STATES:
@@ -754,6 +777,7 @@ class Engine:
     async def _finish_waiting(self, run: RunRecord, state: RunState, reason: str) -> None:
         now = self.clock.now()
         run = await self.storage.update_run(run.id, state=state, finished_at=now, reason=reason)
+        self._decide(of_run(run, now))
         self._terminal(run, None)
 
     def _hold_waiting(self, job: JobSpec, run: RunRecord) -> None:
@@ -789,6 +813,7 @@ class Engine:
         try:
             if verdict == "run":
                 run = await self.storage.update_run(run.id, state=RunState.QUEUED, reason=reason)
+                self._decide(of_run(run, self.clock.now()))
                 self._run_event(RunQueued(run=run, detail=reason))
                 self._enqueue(job, run)
             elif verdict == "upstream_failed":
@@ -805,7 +830,7 @@ class Engine:
             return
         if run.state is RunState.UPSTREAM_FAILED:
             await self.storage.create_run(run)
-            self._conditions.note_created(run)
+            self._created(run)
             self._terminal(run, None)
         else:
             await self._admit(job, run)
@@ -891,6 +916,154 @@ class Engine:
         run = await self.storage.update_run(run.id, state=RunState.INTERRUPTED, finished_at=now, reason=CRASHED)
         self._terminal(run, attempt)
 
+    # ------------------------------------------------------------------ pause, resume, explain
+    async def pause(self, jobs: Iterable[str], reason: str | None = None) -> list[tuple[PauseRecord, bool]]:
+        """Pause jobs: their schedule fires are skipped (each skip recorded), their other events
+        wait for ``resume``. Stored, so a restart or a reload keeps it. Returns each job's pause
+        and whether this call made it (a paused job keeps its pause). KeyError for an unknown
+        job, before anything is paused."""
+        names = self._known(jobs)
+        out = []
+        for name in names:
+            pause = self._pauses.get(name)
+            if pause is not None:
+                out.append((pause, False))
+                continue
+            pause = PauseRecord(job=name, since=self.clock.now(), reason=reason, by=USER)
+            await self.storage.set_pause(pause)
+            self._pauses.paused(pause)
+            self._decide(DecisionRecord(job=name, at=pause.since, outcome="paused", reason=reason))
+            log.info("job %s paused%s", name, f": {reason}" if reason else "")
+            out.append((pause, True))
+        return out
+
+    async def resume(self, jobs: Iterable[str], *, catch_up: bool = False) -> list[dict[str, Any]]:
+        """Resume paused jobs: the events held meanwhile are dispatched, the failure count of
+        the circuit breaker is reset; ``catch_up``: the fires skipped during the pause are
+        caught up per the job's ``catchup``, else schedules go on from now. KeyError for an
+        unknown job, before anything is resumed."""
+        out = []
+        for name in self._known(jobs):
+            if self._breaker.reset(name):
+                await self.storage.set_checkpoint(BREAKER_COUNTS, name, 0)
+            pause = await self.storage.clear_pause(name) or self._pauses.get(name)
+            held = self._pauses.resumed(name)
+            if pause is None:
+                out.append({"job": name, "resumed": False})
+                continue
+            for event in held:
+                self._events.append(event)
+            caught = 0
+            if catch_up:
+                for spec in self._jobs[name].triggers:
+                    caught += await self._schedules.catch_up_since(spec.key, pause.since)
+            detail = f"{len(held)} held event(s) released" + (f", {caught} fire(s) caught up" if catch_up else "")
+            self._decide(DecisionRecord(job=name, at=self.clock.now(), outcome="resumed", reason=detail))
+            log.info("job %s resumed: %s", name, detail)
+            out.append({"job": name, "resumed": True, "paused_since": pause.since, "reason": pause.reason,
+                        "by": pause.by, "released": len(held), "caught_up": caught})
+        self._timer.wake.set()
+        return out
+
+    def paused_jobs(self) -> list[str]:
+        """The names of the paused jobs."""
+        return [name for name in self._jobs if name in self._pauses]
+
+    async def explain(self, job: str, limit: int = 20) -> dict[str, Any]:
+        """The job's newest ``limit`` decisions (newest first), its next due time and what it
+        waits for now (KeyError for an unknown job)."""
+        spec = self._jobs.get(job)
+        if spec is None:
+            raise KeyError(job)
+        await self._flush_decisions(wait=False)
+        decisions = await self.storage.list_decisions(job, limit=limit)
+        status = job_status(spec, triggers=self._triggers, timer=self._timer, slots=self._slots,
+                            conditions=self._conditions, outcomes=self._outcomes, pause=self._pauses.get(job))
+        upstream = spec.depends_on.jobs if spec.depends_on else ()
+        return explain_answer(decisions, status, self._pauses.get(job), self._pauses.held(job), self.clock.now(),
+                              upstream)
+
+    def _known(self, jobs: Iterable[str]) -> list[str]:
+        names = list(dict.fromkeys(jobs))
+        for name in names:
+            if name not in self._jobs:
+                raise KeyError(name)
+        return names
+
+    async def _load_pauses(self) -> None:
+        """The stored pauses and breaker counts, before any stored event is dispatched."""
+        self._pauses.load(await self.storage.list_pauses())
+        counts = [
+            (job.name, int(await self.storage.get_checkpoint(BREAKER_COUNTS, job.name) or 0))
+            for job in self._jobs.values()
+            if job.pause_after_failures is not None
+        ]
+        self._breaker.load(counts)
+
+    def _skipping(self, job: str) -> str | None:
+        """Why the job's schedule fires are skipped now, None while it is not paused."""
+        pause = self._pauses.get(job)
+        return skip_reason(pause) if pause is not None else None
+
+    async def _paused_event(self, event: TriggerEvent) -> None:
+        """An event of a paused job: a schedule's fire is skipped (and recorded), any other
+        event is held, still pending in storage, until the job is resumed."""
+        pause = self._pauses.get(event.job)
+        reason = skip_reason(pause) if pause is not None else "paused"
+        cls = self.plugins.triggers().get(event.trigger)
+        fire = isinstance(cls, type) and issubclass(cls, ScheduleTrigger) and str(event.dedupe_key).startswith("fire:")
+        if fire:
+            await self.storage.drop_event(event.id)
+            self._decide(of_event(event, self.clock.now(), "skipped", reason))
+        elif self._pauses.hold(event):
+            self._decide(of_event(event, self.clock.now(), "held", f"{reason}; runs after resume"))
+
+    async def _count_failures(self, run: RunRecord, count: int, tripped: bool) -> None:
+        """Store the job's consecutive failures; at ``pause_after_failures``, pause the job
+        (the breaker opens) and send the ``tripped`` run event."""
+        job = self._job(run.job)
+        trip = tripped and job is not None and job.pause_after_failures is not None and run.job not in self._pauses
+        if trip:
+            assert job is not None and job.pause_after_failures is not None
+            reason = trip_reason(job.pause_after_failures)
+            pause = PauseRecord(job=run.job, since=self.clock.now(), reason=reason, by=BREAKER)
+            self._pauses.paused(pause)  # first: a failure finishing meanwhile does not trip it twice
+            await self.storage.set_pause(pause)
+            log.warning("job %s paused by its circuit breaker after %s; `firelink resume %s` resumes it",
+                        run.job, reason, run.job)
+            self._decide(DecisionRecord(job=run.job, at=pause.since, outcome="tripped", reason=reason, run_id=run.id))
+            self._run_event(RunTripped(run=run, detail=f"paused after {reason}"))
+        await self.storage.set_checkpoint(BREAKER_COUNTS, run.job, count)
+
+    def _created(self, run: RunRecord) -> None:
+        """A run was stored: conditions note it, and it is recorded as the decision it stands for."""
+        self._conditions.note_created(run)
+        self._decide(of_run(run, self.clock.now()))
+
+    def _decide(self, decision: DecisionRecord) -> None:
+        """Note a decision; a background write takes it with the others of the next moment."""
+        self._decisions.note(decision)
+        if self._stop_task is None and (self._decisions_flush is None or self._decisions_flush.done()):
+            self._decisions_flush = asyncio.get_running_loop().create_task(self._flush_decisions())
+
+    async def _flush_decisions(self, *, wait: bool = True) -> None:
+        """Write the decisions noted so far in one call (after ``FLUSH_DELAY`` when ``wait``).
+        A failed write keeps them for the next one: decisions never fail the engine."""
+        if wait:
+            await asyncio.sleep(FLUSH_DELAY)
+        else:
+            task = self._decisions_flush
+            if task is not None and task is not asyncio.current_task() and not task.done():
+                task.cancel()
+        batch = self._decisions.take()
+        if not batch:
+            return
+        try:
+            await self.storage.add_decisions(batch, keep_last=KEEP_DECISIONS)
+        except Exception as exc:  # noqa: BLE001 - diagnostics only: kept for the next write
+            log.warning("could not record %d engine decision(s): %s", len(batch), exc)
+            self._decisions.put_back(batch)
+
     # ------------------------------------------------------------------ reload and status
     async def reload(self, config: Config) -> ReloadResult:
         """Switch to a new (already validated) config without disturbing running runs."""
@@ -926,7 +1099,7 @@ class Engine:
         """One entry per configured job."""
         return [
             job_status(job, triggers=self._triggers, timer=self._timer, slots=self._slots,
-                       conditions=self._conditions, outcomes=self._outcomes)
+                       conditions=self._conditions, outcomes=self._outcomes, pause=self._pauses.get(job.name))
             for job in self._jobs.values()
         ]
 
