@@ -141,8 +141,17 @@ class JobSpec:
     log: LogPolicy = field(default_factory=LogPolicy)
     enabled: bool = True
     description: str | None = None
-    source_line: int | None = None
-    """The line of the job in its config file, for messages."""
+    source_line: int | None = field(default=None, compare=False)
+    """The line of the job in its config file, for messages (not part of what the job means:
+    a reload compares jobs without it)."""
+
+    def trigger_texts(self) -> list[str]:
+        """Each trigger described (``TriggerSpec.describe``), a schedule with the job's time
+        zone beside it: ``cron 30 2 * * * Europe/Berlin``."""
+        return [
+            f"{spec.describe()} {self.timezone}" if "schedule" in spec.options else spec.describe()
+            for spec in self.triggers
+        ]
 
 
 @dataclass(frozen=True)

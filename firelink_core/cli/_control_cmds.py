@@ -66,6 +66,7 @@ def _print_status_up(info: Mapping[str, Any]) -> None:
     now = time.time()
     rows = []
     problems = []
+    waits: list[str] = []
     for job in info.get("jobs", []):
         last = run_from_dict(job["last_run"]) if job.get("last_run") else None
         last_text = last_run_text(last, now)
@@ -76,6 +77,8 @@ def _print_status_up(info: Mapping[str, Any]) -> None:
         if degraded:
             state += " (trigger degraded)"
             problems += [f"  {key}: {job['health'][key].get('message') or 'degraded'}" for key in degraded]
+        if job.get("waiting_on") or job.get("waiting_needs"):
+            waits.append(f"  {job['name']}: {_waiting_text(job, now)}")
         rows.append([job["name"], ", ".join(job.get("triggers") or []) or "-", state, last_text,
                      when(iso_to_ts(job.get("next_due")), now)])
     if rows:
@@ -83,6 +86,20 @@ def _print_status_up(info: Mapping[str, Any]) -> None:
         click.echo(table(rows, ["JOB", "TRIGGERS", "STATE", "LAST RUN", "NEXT DUE"]))
     if problems:
         click.echo("\ndegraded triggers:\n" + "\n".join(problems))
+    if waits:
+        click.echo("\nwaiting on upstream jobs:\n" + "\n".join(waits))
+
+
+def _waiting_text(job: Mapping[str, Any], now: float) -> str:
+    """``sync has not succeeded since 12:00:05 UTC (3m ago)``: what a waiting job waits for."""
+    names = job.get("waiting_on") or []
+    if job.get("waiting_needs") == "request":
+        return "the upstream runs of its request (" + ", ".join(names) + ") have not finished"
+    verb = "succeeded" if job.get("waiting_needs") == "success" else "finished"
+    have = "has" if len(names) == 1 else "have"
+    since = job.get("waiting_since")
+    when_text = f"since {when(since, now)}" if since is not None else "yet"
+    return f"{', '.join(names) or 'upstream'} {have} not {verb} {when_text}"
 
 
 def _status_down(target: Target, message: str, as_json: bool) -> NoReturn:
@@ -105,7 +122,7 @@ def _status_down(target: Target, message: str, as_json: bool) -> NoReturn:
     lasts = target.read_history(last_runs) or {}
     jobs = []
     for job in config.jobs:
-        triggers = [t.describe() for t in job.triggers]
+        triggers = job.trigger_texts()
         last = lasts.get(job.name)
         state = "disabled" if not job.enabled else ("failing" if last and last.finished and last.state != RunState.SUCCESS else "idle")
         jobs.append({"name": job.name, "triggers": triggers, "state": state, "last_run": last})

@@ -30,20 +30,22 @@ __all__ = [
     "show_stream_message",
 ]
 
-_TIME_KEYS = frozenset({"scheduled_for", "next_due", "since"})
+_TIME_KEYS = frozenset({"scheduled_for", "next_due", "since", "waiting_since"})
 """Timestamp fields not named ``*_at``."""
 _OPAQUE_KEYS = frozenset({"payload", "env", "options", "handle"})
 """A run's data from its trigger and executor: printed as they wrote it, never reformatted."""
 
 
 def when(ts: float | None, now: float | None = None) -> str:
-    """A local time with how far it is: ``12:00:05 (3s ago)``; a date when it is over 12 hours away."""
+    """A local time with its zone and how far it is: ``12:00:05 CET (3s ago)``; a date when it
+    is over 12 hours away. The zone is the client's (``TZ``); a zone without a name shows its offset."""
     if ts is None:
         return "-"
     now = time.time() if now is None else now
     local = dt.datetime.fromtimestamp(ts).astimezone()
     delta = ts - now
     text = local.strftime("%H:%M:%S") if abs(delta) < 43200 else local.strftime("%Y-%m-%d %H:%M")
+    text += " " + (local.tzname() or local.strftime("%z"))
     rel = format_duration(abs(delta))
     return f"{text} (in {rel})" if delta > 0 else f"{text} ({rel} ago)"
 

@@ -13,7 +13,7 @@ from ..model import JobSpec
 from ..records import TERMINAL_STATES, RunRecord, RunState
 from .ids import derived_id, new_id
 
-__all__ = ["DONE_STATES", "FAILED_STATES", "Conditions", "Decision", "build_dag"]
+__all__ = ["DONE_STATES", "FAILED_STATES", "Conditions", "Decision", "WaitingOn", "build_dag"]
 
 FAILED_STATES = frozenset({RunState.FAILED, RunState.TIMED_OUT, RunState.UPSTREAM_FAILED})
 """What counts as a failure of an upstream for conditions."""
@@ -26,6 +26,16 @@ Decision = tuple[Verdict, str]
 
 AUTO_TRIGGER = "depends_on"
 """The trigger label of runs the engine starts because their upstream jobs finished."""
+
+
+@dataclass(frozen=True)
+class WaitingOn:
+    """What a job waits for (``firelink status``): upstream ``jobs`` that have not had a
+    ``needs`` (``success``, ``finish``, or the runs of a ``request``) since ``since``."""
+
+    jobs: list[str]
+    since: float | None
+    needs: str
 
 
 def build_dag(jobs: Mapping[str, JobSpec]) -> Dag:
@@ -133,6 +143,36 @@ class Conditions:
             if run is not None:
                 return run
         return None
+
+    def waiting_on(self, job: JobSpec) -> WaitingOn | None:
+        """For ``firelink status``: the upstream jobs ``job`` waits on, or None. A job waits
+        when it holds a waiting run (its oldest one is described), or when it has no
+        triggers of its own and its condition is not met since its reference time."""
+        if job.depends_on is None:
+            return None
+        runs = list(self._waiting.get(job.name, {}).values())
+        if runs:
+            run = min(runs, key=lambda r: r.created_at)
+            if "after_runs" in run.options:
+                return WaitingOn(sorted(self.dag.upstream_set(job.name)), None, "request")
+            since = run.options.get("since")
+        elif not job.triggers and job.enabled:
+            since = self._ref.get(job.name)
+        else:
+            return None
+        empty = _History()
+
+        def after(t: float | None) -> bool:
+            return t is not None and (since is None or t > since)
+
+        cond = job.depends_on.condition
+        missing = [
+            u for u in job.depends_on.jobs
+            if not after(getattr(self._hist.get(u, empty), "success" if cond == "all_success" else "done"))
+        ]
+        if not missing and not runs:
+            return None
+        return WaitingOn(missing, since, "success" if cond == "all_success" else "finish")
 
     def drop_job(self, name: str) -> list[RunRecord]:
         """Stop holding the job's waiting runs (the job left the config); return them."""

@@ -36,6 +36,14 @@ class JobStatus:
     waiting: int = 0
     paused: PauseRecord | None = None
     """Set while the job is paused (``firelink pause``, or its circuit breaker): why and since when."""
+    timezone: str = "UTC"
+    """The job's time zone: its schedules' times are wall-clock times there."""
+    waiting_on: list[str] = field(default_factory=list)
+    """With state ``waiting``: the upstream jobs it waits for."""
+    waiting_needs: str | None = None
+    """What it waits for them to do: ``success``, ``finish``, or the runs of a ``request``."""
+    waiting_since: float | None = None
+    """Since when (epoch seconds) they have not done it; ``None``: ever."""
 
 
 class JobOutcomes:
@@ -74,6 +82,7 @@ def job_status(
     health, next_due = triggers.health_and_next_due(job, timer)
     running = slots.executing(job.name)
     waiting = conditions.waiting_count(job.name)
+    waits = conditions.waiting_on(job) if job.enabled and not running else None
     if not job.enabled:
         state = "disabled"
     elif running:
@@ -84,11 +93,13 @@ def job_status(
         state = "waiting"
     elif job.name in outcomes.failing:
         state = "failing"
+    elif waits is not None:
+        state = "waiting"  # a job without triggers whose upstream has not done its part yet
     else:
         state = "idle"
     return JobStatus(
         name=job.name,
-        triggers=[spec.describe() for spec in job.triggers],
+        triggers=job.trigger_texts(),
         state=state,
         last_run=outcomes.last_run.get(job.name),
         next_due=next_due,
@@ -96,4 +107,8 @@ def job_status(
         running=running,
         waiting=waiting,
         paused=pause,
+        timezone=job.timezone,
+        waiting_on=list(waits.jobs) if waits and state == "waiting" else [],
+        waiting_needs=waits.needs if waits and state == "waiting" else None,
+        waiting_since=waits.since if waits and state == "waiting" else None,
     )

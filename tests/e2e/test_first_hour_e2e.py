@@ -177,3 +177,52 @@ def test_cancel_of_a_running_sleep_ends_it_within_the_grace_and_records_cancelle
         10,
         message="slow not running",
     )
+
+
+# --------------------------------------------------------------------------- status: zones and waiting
+
+
+def test_status_of_a_berlin_job_under_utc_shows_zones(daemon: FirelinkProcess) -> None:
+    daemon.write_config("""
+        jobs:
+          - name: nightly
+            trigger: cron
+            schedule: "30 2 * * *"
+            timezone: Europe/Berlin
+            command: [echo, hi]
+    """)
+    daemon.env["TZ"] = "UTC"
+    daemon.start()
+    text = daemon.cli("status").stdout
+    row = next(line for line in text.splitlines() if line.startswith("nightly"))
+    assert "cron 30 2 * * * Europe/Berlin" in row, row
+    # 02:30 in Berlin is 01:30 or 00:30 UTC, shown with its zone.
+    assert re.search(r"0[01]:30:00 UTC \(in ", row), row
+    info = daemon.job_status("nightly")
+    assert info is not None and info["timezone"] == "Europe/Berlin"
+    assert info["next_due"].endswith("+00:00"), info["next_due"]  # ISO 8601 with its offset
+
+
+def test_a_chain_whose_downstream_waits_shows_waiting_and_names_the_upstream(daemon: FirelinkProcess) -> None:
+    daemon.write_config("""
+        jobs:
+          - name: sync
+            trigger: manual
+            command: [sleep, "60"]
+          - name: report
+            trigger: manual
+            depends_on: [sync]
+            command: [echo, report]
+          - name: publish
+            depends_on: [report]
+            command: [echo, publish]
+    """)
+    daemon.start()
+    waiting = daemon.cli("trigger", "report").stdout.strip()
+    daemon.wait_run_state(waiting, {"waiting"})
+    text = daemon.cli("status").stdout
+    assert re.search(r"^report\s+manual\s+waiting", text, re.M), text
+    assert "report: sync has not succeeded yet" in text, text
+    assert "publish: report has not succeeded yet" in text, text  # no triggers: waits on its upstream
+    info = daemon.job_status("report")
+    assert info is not None and info["state"] == "waiting" and info["waiting_on"] == ["sync"]
