@@ -262,6 +262,20 @@ class Conditions:
             return "run", "no dependencies any more"
         return self.decide(job, run.options.get("since"))
 
+    def _decide_backfill(self, job: JobSpec, finished: RunRecord) -> Decision:
+        """A backfill run's finish decides one run of a downstream job by itself: the
+        condition over this run and the other upstream jobs' latest results (a backfill's
+        runs end faster than reference times can tell them apart)."""
+        assert job.depends_on is not None
+        states: dict[str, RunState] = {finished.job: finished.state}
+        for upstream in job.depends_on.jobs:
+            if upstream != finished.job:
+                latest = self._hist[upstream].latest_state
+                if latest is None:
+                    return "wait", ""
+                states[upstream] = latest
+        return self._decide_request(job, states)
+
     @staticmethod
     def _decide_request(job: JobSpec, states: Mapping[str, RunState] | None) -> Decision:
         if states is None:
@@ -282,7 +296,11 @@ class Conditions:
     def auto_run(self, job: JobSpec, finished: RunRecord, now: float) -> RunRecord | None:
         """The automatic run of a job without triggers after ``finished`` (an upstream run),
         if its condition says so: queued-to-be, or already finished as upstream-failed."""
-        verdict, reason = self.decide(job, self._ref.get(job.name))
+        backfill = finished.options.get("backfill")
+        if backfill:
+            verdict, reason = self._decide_backfill(job, finished)
+        else:
+            verdict, reason = self.decide(job, self._ref.get(job.name))
         if verdict not in ("run", "upstream_failed"):
             return None
         run = RunRecord(
@@ -294,6 +312,10 @@ class Conditions:
             created_at=now,
             reason=reason,
         )
+        if backfill:
+            # One downstream run per backfill run, carrying the instant it was made for.
+            run.options = {"backfill": backfill}
+            run.scheduled_for = finished.scheduled_for
         if verdict == "upstream_failed":
             run.state = RunState.UPSTREAM_FAILED
             run.finished_at = run.created_at
