@@ -460,13 +460,21 @@ class Daemon:
                 "added": list(result.added),
                 "removed": list(result.removed),
                 "changed": list(result.changed),
+                "notifiers": {
+                    "added": list(result.notifiers_added),
+                    "removed": list(result.notifiers_removed),
+                    "changed": list(result.notifiers_changed),
+                },
             }
             log.info(
-                "reloaded %s: added %s, removed %s, changed %s",
+                "reloaded %s: added %s, removed %s, changed %s; notifiers added %s, removed %s, changed %s",
                 self.config_path,
                 ", ".join(summary["added"]) or "none",
                 ", ".join(summary["removed"]) or "none",
                 ", ".join(summary["changed"]) or "none",
+                ", ".join(result.notifiers_added) or "none",
+                ", ".join(result.notifiers_removed) or "none",
+                ", ".join(result.notifiers_changed) or "none",
             )
             return summary
 

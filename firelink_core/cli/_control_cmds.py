@@ -283,8 +283,18 @@ def reload_cmd(state_dir: Path | None, config_path: Path | None, as_json: bool) 
     if as_json:
         print_json({"reloaded": True, **result})
         return
+    click.echo("firelink: reloaded; " + _reload_summary(result))
+
+
+def _reload_summary(result: Mapping[str, Any]) -> str:
+    """``added -; removed -; changed b; notifiers changed ops`` (notifiers only when some
+    changed), or ``nothing changed``."""
+    notifiers = result.get("notifiers") or {}
+    if not any(result.get(k) or notifiers.get(k) for k in ("added", "removed", "changed")):
+        return "nothing changed"
     parts = [f"{k} {', '.join(result.get(k) or []) or '-'}" for k in ("added", "removed", "changed")]
-    click.echo("firelink: reloaded; " + "; ".join(parts))
+    parts += [f"notifiers {k} {', '.join(notifiers[k])}" for k in ("added", "removed", "changed") if notifiers.get(k)]
+    return "; ".join(parts)
 
 
 COMMANDS: list[click.Command] = [status_cmd, trigger_cmd, stop_cmd, reload_cmd]

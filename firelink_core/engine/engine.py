@@ -70,7 +70,7 @@ from .pauses import BREAKER, FORCE, USER, Pauses, is_forced, skip_reason
 from .preview import Fire, schedule_triggers
 from .queue import EventQueue
 from .recovery import CRASHED, Recovery, replacement_run, take_over
-from .reload import ReloadResult, carry_over, diff_jobs
+from .reload import ReloadResult, carry_over, diff_jobs, diff_notifiers
 from .requests import Secrets, request_spec, requested_option, upstream_states
 from .retention import Retention
 from .retry import failed_origin, retry_event
@@ -1068,7 +1068,7 @@ class Engine:
     async def reload(self, config: Config) -> ReloadResult:
         """Switch to a new (already validated) config without disturbing running runs."""
         new_jobs = {job.name: job for job in config.jobs}
-        result = diff_jobs(self._jobs, new_jobs)
+        result = diff_notifiers(self.config.notifiers, config.notifiers, diff_jobs(self._jobs, new_jobs))
         for name in result.removed + result.changed:
             for spec in self._jobs[name].triggers:
                 await self._stop_trigger(spec.key)

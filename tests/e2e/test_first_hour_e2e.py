@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 import subprocess
@@ -226,3 +227,46 @@ def test_a_chain_whose_downstream_waits_shows_waiting_and_names_the_upstream(dae
     assert "publish: report has not succeeded yet" in text, text  # no triggers: waits on its upstream
     info = daemon.job_status("report")
     assert info is not None and info["state"] == "waiting" and info["waiting_on"] == ["sync"]
+
+
+# --------------------------------------------------------------------------- reload
+
+
+def test_reload_reports_what_changed_by_meaning_not_by_position(daemon: FirelinkProcess) -> None:
+    config = """
+        notifiers:
+          ops:
+            type: webhook
+            url: http://127.0.0.1:9/hook
+        defaults:
+          notify: [ops]
+        jobs:
+          - name: a
+            trigger: manual
+            command: [echo, a]
+          - name: b
+            trigger: interval
+            every: 1h
+            command: [echo, b]
+          - name: c
+            depends_on: [a]
+            command: [echo, c]
+    """
+    daemon.write_config(config)
+    daemon.start()
+    daemon.write_config("# a comment, and the jobs move down a line\n" + config)
+    result = daemon.cli("reload")
+    assert result.returncode == 0, result.stderr
+    assert "nothing changed" in result.stdout, result.stdout
+
+    daemon.write_config(config.replace("[echo, a]", "[echo, a, again]"))
+    result = daemon.cli("reload", "--json")
+    assert result.returncode == 0, result.stderr
+    answer = json.loads(result.stdout)
+    assert (answer["added"], answer["removed"], answer["changed"]) == ([], [], ["a"])
+    assert answer["notifiers"] == {"added": [], "removed": [], "changed": []}
+
+    daemon.write_config(config.replace("[echo, a]", "[echo, a, again]").replace("9/hook", "9/other"))
+    result = daemon.cli("reload")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "firelink: reloaded; added -; removed -; changed -; notifiers changed ops"
