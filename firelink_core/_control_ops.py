@@ -95,7 +95,9 @@ async def retry(engine: Engine, request: Mapping[str, Any]) -> dict[str, Any]:
         ) from None
     except RunIdError as exc:
         recent = [listed.id for listed in await engine.storage.list_runs(None, limit=RECENT_RUNS)]
-        raise ControlError(exc.code, exc.message, run_id=raw, suggestions=suggest(raw, recent)) from None
+        raise ControlError(
+            exc.code, exc.message, run_id=raw, suggestions=suggest(raw, recent)
+        ) from None
     try:
         return await engine.retry(run.id, from_failed=_flag(request, "from_failed", False))
     except RetryError as exc:

@@ -20,7 +20,15 @@ from typing import Any, ClassVar, Literal
 from .events import RunEvent, TriggerEvent
 from .logs import log_tail_lines
 from .model import JobSpec, TriggerSpec
-from .records import AttemptRecord, DecisionRecord, PauseRecord, RunRecord, RunState
+from .records import (
+    AttemptRecord,
+    DecisionRecord,
+    PauseRecord,
+    RunRecord,
+    RunState,
+    parse_run_cursor,
+    run_cursor,
+)
 
 __all__ = [
     "Component",
@@ -423,6 +431,39 @@ class Storage(Component):
         ids should override it with a prefix query."""
         runs = await self.list_runs(None, limit=None)
         return [run for run in runs if run.id.startswith(prefix)][:limit]
+
+    async def page_runs(
+        self,
+        job: str | None = None,
+        *,
+        states: Sequence[RunState] | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[RunRecord], str | None]:
+        """One page of runs newest first by ``(created_at, id)``, created in
+        ``[created_after, created_before)``, and the cursor of the next page (``None`` on the
+        last). ``cursor`` (from a previous page, see ``records.run_cursor``) continues after
+        it; ``ValueError`` for a cursor that is not one.
+
+        The default reads the runs through ``list_runs``; a backend should override it with
+        a query on its ``(job, created_at)`` index."""
+        after = parse_run_cursor(cursor) if cursor else None
+        runs = await self.list_runs(job, states=states, limit=None)
+        found = sorted(
+            (
+                run
+                for run in runs
+                if (created_after is None or run.created_at >= created_after)
+                and (created_before is None or run.created_at < created_before)
+                and (after is None or (run.created_at, run.id) < after)
+            ),
+            key=lambda run: (run.created_at, run.id),
+            reverse=True,
+        )
+        page = found[:limit]
+        return page, (run_cursor(page[-1]) if len(found) > limit else None)
 
     async def list_scheduled_runs(self, job: str, start: float, end: float) -> list[RunRecord]:
         """The job's runs whose ``scheduled_for`` is in ``[start, end)``, oldest instant first:

@@ -72,7 +72,9 @@ from .records import (
     RunRecord,
     RunState,
     check_changes,
+    parse_run_cursor,
     prune_selection,
+    run_cursor,
 )
 
 __all__ = [
@@ -134,9 +136,11 @@ __all__ = [
     "log_tail_lines",
     "parse_dropped_marker",
     "parse_duration",
+    "parse_run_cursor",
     "parse_size",
     "prune_selection",
     "read_log",
+    "run_cursor",
     "size_schema",
 ]
 

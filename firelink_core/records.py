@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import enum
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +23,8 @@ __all__ = [
     "DEDUPE_SECONDS",
     "check_changes",
     "prune_selection",
+    "run_cursor",
+    "parse_run_cursor",
 ]
 
 
@@ -194,3 +198,22 @@ def prune_selection(
         if (keep_last is not None and index >= keep_last) or (older_than is not None and ended < older_than):
             selected.append(run)
     return selected
+
+
+def run_cursor(run: RunRecord) -> str:
+    """The opaque cursor of a page of runs that ends with ``run`` (``Storage.page_runs``):
+    the next page holds the runs after it, newest first by ``(created_at, id)``."""
+    raw = json.dumps([run.created_at, run.id], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def parse_run_cursor(text: str) -> tuple[float, str]:
+    """``(created_at, id)`` of a cursor made by ``run_cursor``; ``ValueError`` for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        created_at, run_id = json.loads(raw)
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"not a cursor of firelink runs: {text[:40]!r}") from exc
+    if isinstance(created_at, bool) or not isinstance(created_at, (int, float)) or not isinstance(run_id, str):
+        raise ValueError(f"not a cursor of firelink runs: {text[:40]!r}")
+    return float(created_at), run_id

@@ -33,6 +33,8 @@ from ..plugin_api import (
     check_changes,
     hookimpl,
     parse_duration,
+    parse_run_cursor,
+    run_cursor,
 )
 from ._sqlite_lock import DatabaseLock
 from ._sqlite_schema import (
@@ -520,6 +522,44 @@ class SqliteStorage(Storage):
             (prefix, prefix + "\U0010ffff", limit),
         )
         return [_run_from_row(row) for row in rows]
+
+    async def page_runs(
+        self,
+        job: str | None = None,
+        *,
+        states: Sequence[RunState] | None = None,
+        created_after: float | None = None,
+        created_before: float | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> tuple[list[RunRecord], str | None]:
+        where: list[str] = []
+        params: list[Any] = []
+        if job is not None:
+            where.append("job = ?")
+            params.append(job)
+        if states is not None:
+            values = [RunState(state).value for state in states]
+            if not values:
+                return [], None
+            where.append(f"state IN ({', '.join('?' * len(values))})")
+            params.extend(values)
+        if created_after is not None:
+            where.append("created_at >= ?")
+            params.append(created_after)
+        if created_before is not None:
+            where.append("created_at < ?")
+            params.append(created_before)
+        if cursor:
+            at, run_id = parse_run_cursor(cursor)
+            where.append("(created_at < ? OR (created_at = ? AND id < ?))")
+            params.extend((at, at, run_id))
+        sql = _RUN_SELECT + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY created_at DESC, id DESC LIMIT ?"
+        params.append(limit + 1)
+        runs = [_run_from_row(row) for row in self._read(sql, params)]
+        page = runs[:limit]
+        return page, (run_cursor(page[-1]) if len(runs) > limit else None)
 
     async def list_scheduled_runs(self, job: str, start: float, end: float) -> list[RunRecord]:
         rows = self._read(

@@ -22,6 +22,7 @@ from ..plugin_api import (
     TriggerEvent,
 )
 from ._storage_contract_ops import PausesAndDecisionsContract
+from ._storage_contract_runs import RunQueriesContract
 
 __all__ = ["StorageContract", "StorageUnderTest", "BasicStorageContext"]
 
@@ -76,7 +77,7 @@ class StorageUnderTest:
     false for a backend whose state ends with the daemon's process (``memory``)."""
 
 
-class StorageContract(PausesAndDecisionsContract):
+class StorageContract(PausesAndDecisionsContract, RunQueriesContract):
     """Subclass it as ``Test<Backend>Storage`` and override the ``storage_under_test`` fixture::
 
         class TestSqliteStorage(StorageContract):
