@@ -28,7 +28,9 @@ def _flag(request: Mapping[str, Any], name: str) -> bool:
 
 
 def _unknown(job: str, names: Sequence[str]) -> ControlError:
-    return ControlError("unknown-job", f"no job named {job!r}", job=job, suggestions=suggest(job, names))
+    return ControlError(
+        "unknown-job", f"no job named {job!r}", job=job, suggestions=suggest(job, names)
+    )
 
 
 def _jobs(engine: Engine, request: Mapping[str, Any], every: Sequence[str]) -> list[str]:
@@ -56,7 +58,9 @@ async def pause(engine: Engine, request: Mapping[str, Any]) -> dict[str, Any]:
     for a job that was paused already."""
     reason = request.get("reason")
     if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON):
-        raise ControlError("bad-request", f"reason must be a text of at most {MAX_REASON} characters")
+        raise ControlError(
+            "bad-request", f"reason must be a text of at most {MAX_REASON} characters"
+        )
     names = _jobs(engine, request, engine.config.job_names)
     paused = await engine.pause(names, reason.strip() or None if reason else None)
     return {"paused": [{**to_jsonable(record), "changed": changed} for record, changed in paused]}

@@ -68,6 +68,12 @@ class EngineMetrics:
             registry=self.registry,
         )
         self.retries = Counter("firelink_run_retries", "Retries scheduled, by job.", ["job"], registry=self.registry)
+        self.trips = Counter(
+            "firelink_circuit_trips",
+            "Circuit breakers opened: jobs paused by pause_after_failures, by job.",
+            ["job"],
+            registry=self.registry,
+        )
         self.duration = Histogram(
             "firelink_run_duration_seconds",
             "Duration of finished runs (first start to end, retries included), by job.",
@@ -93,6 +99,9 @@ class EngineMetrics:
             self.started.labels(run.job).inc()
         elif kind == "retry":
             self.retries.labels(run.job).inc()
+        elif kind == "tripped":
+            self.trips.labels(run.job).inc()
+            return  # its run, failed, was counted by its own event
         elif kind in ("queued", "waiting") and event.detail is None and run.attempts == 0:
             # a run created from a trigger event (a waiting run released later carries a detail)
             self.trigger_events.labels(run.trigger or "dependency").inc()
@@ -149,7 +158,11 @@ class _EngineCollector:
         degraded = GaugeMetricFamily(
             "firelink_trigger_degraded", "1 while a trigger reports itself degraded.", labels=["job", "trigger"]
         )
+        paused = GaugeMetricFamily(
+            "firelink_job_paused", "1 while the job is paused (firelink pause, or its circuit breaker).", labels=["job"]
+        )
         for status in statuses:
+            paused.add_metric([status.name], 1.0 if status.paused is not None else 0.0)
             running.add_metric([status.name], float(status.running))
             waiting.add_metric([status.name], float(status.waiting))
             success = engine.last_success(status.name)
@@ -159,7 +172,7 @@ class _EngineCollector:
                 next_due.add_metric([status.name], status.next_due.timestamp())
             for key, health in status.health.items():
                 degraded.add_metric([status.name, key], 1.0 if health.state == "degraded" else 0.0)
-        yield from (running, waiting, last_success, next_due, degraded)
+        yield from (running, waiting, last_success, next_due, degraded, paused)
         failures = CounterMetricFamily(
             "firelink_notifier_failures", "Notifier deliveries that failed or timed out."
         )

@@ -10,6 +10,7 @@ from . import (
     _control_cmds,
     _graph_cmds,
     _history_cmds,
+    _pause_cmds,
     _retry_cmd,
     _run_cmd,
     _schedule_cmds,
@@ -44,7 +45,7 @@ def run() -> None:
 
 
 for _module in (
-    _config_cmds, _run_cmd, _control_cmds, _cancel_cmd, _retry_cmd, _schedule_cmds, _history_cmds, _graph_cmds,
+    _config_cmds, _run_cmd, _control_cmds, _cancel_cmd, _retry_cmd, _schedule_cmds, _pause_cmds, _history_cmds, _graph_cmds,
 ):
     for _command in _module.COMMANDS:
         main.add_command(_command)

@@ -66,6 +66,7 @@ def _print_status_up(info: Mapping[str, Any]) -> None:
     now = time.time()
     rows = []
     problems = []
+    paused = []
     waits: list[str] = []
     for job in info.get("jobs", []):
         last = run_from_dict(job["last_run"]) if job.get("last_run") else None
@@ -77,6 +78,8 @@ def _print_status_up(info: Mapping[str, Any]) -> None:
         if degraded:
             state += " (trigger degraded)"
             problems += [f"  {key}: {job['health'][key].get('message') or 'degraded'}" for key in degraded]
+        if job.get("paused"):
+            paused.append(_paused_text(job["name"], job["paused"], now))
         if job.get("waiting_on") or job.get("waiting_needs"):
             waits.append(f"  {job['name']}: {_waiting_text(job, now)}")
         rows.append([job["name"], ", ".join(job.get("triggers") or []) or "-", state, last_text,
@@ -86,6 +89,8 @@ def _print_status_up(info: Mapping[str, Any]) -> None:
         click.echo(table(rows, ["JOB", "TRIGGERS", "STATE", "LAST RUN", "NEXT DUE"]))
     if problems:
         click.echo("\ndegraded triggers:\n" + "\n".join(problems))
+    if paused:
+        click.echo("\npaused jobs (firelink resume JOB):\n" + "\n".join(paused))
     if waits:
         click.echo("\nwaiting on upstream jobs:\n" + "\n".join(waits))
 
@@ -100,6 +105,13 @@ def _waiting_text(job: Mapping[str, Any], now: float) -> str:
     since = job.get("waiting_since")
     when_text = f"since {when(since, now)}" if since is not None else "yet"
     return f"{', '.join(names) or 'upstream'} {have} not {verb} {when_text}"
+
+
+def _paused_text(name: str, pause: Mapping[str, Any], now: float) -> str:
+    """``  nightly: since 12:00:05 (3m ago), circuit breaker: 3 consecutive failures``"""
+    by = "circuit breaker: " if pause.get("by") == "breaker" else ""
+    why = f", {by}{pause['reason']}" if pause.get("reason") else ""
+    return f"  {name}: since {when(pause.get('since'), now)}{why}"
 
 
 def _status_down(target: Target, message: str, as_json: bool) -> NoReturn:
@@ -162,12 +174,14 @@ def _parse_env(values: tuple[str, ...]) -> dict[str, str]:
 @click.option("--wait", is_flag=True, help="Stream the run's log and exit with the job's exit code.")
 @click.option("--with-upstream", is_flag=True, help="Run the job's depends_on jobs first.")
 @click.option("--env", "env_items", multiple=True, metavar="KEY=VALUE", help="Extra variables for the job (repeatable).")
+@click.option("--force", is_flag=True, help="Run the job even though it is paused (firelink pause).")
 @locate_options
 def trigger_cmd(
     job: str,
     wait: bool,
     with_upstream: bool,
     env_items: tuple[str, ...],
+    force: bool,
     state_dir: Path | None,
     config_path: Path | None,
     as_json: bool,
@@ -179,10 +193,11 @@ def trigger_cmd(
     exit code is the job's: 0 success, the job's own non-zero exit code, or 1 for a
     failure without one (timeout, killed by a signal, executor error, skipped,
     upstream failed, interrupted). 2 unknown job, 3 daemon not running.
+    A paused job is refused (exit 1) unless --force.
     """
     env = _parse_env(env_items)
     target = Target(state_dir, config_path)
-    args = {"job": job, "env": env, "with_upstream": with_upstream}
+    args = {"job": job, "env": env, "with_upstream": with_upstream, **({"force": True} if force else {})}
     if not wait:
         result = target.request("trigger", **args)
         if as_json:

@@ -40,15 +40,25 @@ def of_run(run: RunRecord, now: float) -> DecisionRecord:
     """The decision a new (or newly released) run stands for: ran (queued), waiting on
     upstream, skipped (overlap, wait_timeout) or upstream failed, with the run's reason."""
     return DecisionRecord(
-        job=run.job, at=now, outcome=_OUTCOME_OF_STATE.get(run.state, run.state.value), reason=run.reason,
-        run_id=run.id, trigger=run.trigger or "dependency", scheduled_for=run.scheduled_for,
+        job=run.job,
+        at=now,
+        outcome=_OUTCOME_OF_STATE.get(run.state, run.state.value),
+        reason=run.reason,
+        run_id=run.id,
+        trigger=run.trigger or "dependency",
+        scheduled_for=run.scheduled_for,
     )
 
 
 def of_event(event: TriggerEvent, now: float, outcome: str, reason: str | None) -> DecisionRecord:
     """A decision about an event that made no run (held while paused, or skipped)."""
     return DecisionRecord(
-        job=event.job, at=now, outcome=outcome, reason=reason, run_id=None, trigger=event.trigger,
+        job=event.job,
+        at=now,
+        outcome=outcome,
+        reason=reason,
+        run_id=None,
+        trigger=event.trigger,
         scheduled_for=event.scheduled_for,
     )
 
@@ -76,7 +86,11 @@ class Decisions:
 
 
 def waiting_for(
-    status: JobStatus, pause: PauseRecord | None, held: int, now: float, upstream: tuple[str, ...] = ()
+    status: JobStatus,
+    pause: PauseRecord | None,
+    held: int,
+    now: float,
+    upstream: tuple[str, ...] = (),
 ) -> str:
     """What the job waits for now, in words, for the end of ``firelink explain``."""
     parts: list[str] = []
@@ -84,7 +98,8 @@ def waiting_for(
         since = format_duration(max(now - pause.since, 0.0))
         what = "circuit open" if pause.by == "breaker" else "paused"
         parts.append(
-            f"{what} for {since}" + (f" ({pause.reason})" if pause.reason else "")
+            f"{what} for {since}"
+            + (f" ({pause.reason})" if pause.reason else "")
             + f": schedule fires are skipped, {held} event(s) held; `firelink resume {status.name}` resumes it"
         )
     if status.state == "disabled":
@@ -92,7 +107,9 @@ def waiting_for(
     if status.running:
         parts.append(f"{status.running} run(s) running")
     if status.waiting:
-        parts.append(f"{status.waiting} run(s) waiting on upstream " + (", ".join(upstream) or "jobs"))
+        parts.append(
+            f"{status.waiting} run(s) waiting on upstream " + (", ".join(upstream) or "jobs")
+        )
     if pause is None and status.state != "disabled":
         if status.next_due is not None:
             parts.append("its next fire")
@@ -104,7 +121,11 @@ def waiting_for(
 
 
 def explain_answer(
-    decisions: list[DecisionRecord], status: JobStatus, pause: PauseRecord | None, held: int, now: float,
+    decisions: list[DecisionRecord],
+    status: JobStatus,
+    pause: PauseRecord | None,
+    held: int,
+    now: float,
     upstream: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """The answer of ``Engine.explain``: decisions newest first, the next due time and what the job waits for."""

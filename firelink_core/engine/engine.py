@@ -1032,7 +1032,8 @@ class Engine:
             log.warning("job %s paused by its circuit breaker after %s; `firelink resume %s` resumes it",
                         run.job, reason, run.job)
             self._decide(DecisionRecord(job=run.job, at=pause.since, outcome="tripped", reason=reason, run_id=run.id))
-            self._run_event(RunTripped(run=run, detail=f"paused after {reason}"))
+            why = f"paused after {reason}: `firelink resume {run.job}` resumes it"
+            self._run_event(RunTripped(run=dataclasses.replace(run, reason=why), detail=why))
         await self.storage.set_checkpoint(BREAKER_COUNTS, run.job, count)
 
     def _created(self, run: RunRecord) -> None:

@@ -19,9 +19,9 @@ class JobPaused(EngineError):
 
     def __init__(self, pause: PauseRecord) -> None:
         why = f" ({pause.reason})" if pause.reason else ""
-        what = "its circuit breaker is open" if pause.by == "breaker" else "it is paused"
+        what = "paused by its circuit breaker" if pause.by == "breaker" else "paused"
         super().__init__(
-            f"job {pause.job!r} is not run: {what}{why}; resume it with `firelink resume {pause.job}`"
-            " or run it anyway with `firelink trigger --force`"
+            f"job {pause.job!r} is {what}{why}: resume it with `firelink resume {pause.job}`"
+            f" or run it anyway with `firelink trigger {pause.job} --force`"
         )
         self.pause = pause

@@ -17,7 +17,9 @@ T0 = 1_700_000_000.25
 
 
 def decision(job: str, n: int, **kw: Any) -> DecisionRecord:
-    return DecisionRecord(job=job, at=T0 + n, outcome=kw.pop("outcome", "ran"), run_id=f"{job}-{n}", **kw)
+    return DecisionRecord(
+        job=job, at=T0 + n, outcome=kw.pop("outcome", "ran"), run_id=f"{job}-{n}", **kw
+    )
 
 
 class PausesAndDecisionsContract:
@@ -29,7 +31,11 @@ class PausesAndDecisionsContract:
         assert run(storage.clear_pause("jobA")) is None
         run(storage.set_pause(PauseRecord(job="jobB", since=T0, reason="maintenance window")))
         run(storage.set_pause(PauseRecord(job="jobA", since=T0 + 1, reason=None)))
-        run(storage.set_pause(PauseRecord(job="jobA", since=T0 + 2, reason="3 consecutive failures", by="breaker")))
+        run(
+            storage.set_pause(
+                PauseRecord(job="jobA", since=T0 + 2, reason="3 consecutive failures", by="breaker")
+            )
+        )
         assert run(storage.list_pauses()) == [
             PauseRecord(job="jobA", since=T0 + 2, reason="3 consecutive failures", by="breaker"),
             PauseRecord(job="jobB", since=T0, reason="maintenance window"),
@@ -44,18 +50,28 @@ class PausesAndDecisionsContract:
         run(storage.set_pause(PauseRecord(job="jobA", since=T0, reason="ü and ' quotes")))
         run(storage.close())
         run(storage.open())
-        assert run(storage.list_pauses()) == [PauseRecord(job="jobA", since=T0, reason="ü and ' quotes")]
+        assert run(storage.list_pauses()) == [
+            PauseRecord(job="jobA", since=T0, reason="ü and ' quotes")
+        ]
 
-    def test_decisions_newest_first_per_job_within_limit(self, storage: Storage, run: Run[Any]) -> None:
-        first = [decision("jobA", 0, trigger="cron", scheduled_for=T0 - 0.5), decision("jobB", 0)]
+    def test_decisions_newest_first_per_job_within_limit(
+        self, storage: Storage, run: Run[Any]
+    ) -> None:
+        first = [decision("jobA", 0, trigger="by-hand", scheduled_for=T0 - 0.5), decision("jobB", 0)]
         run(storage.add_decisions(first, keep_last=100))
-        run(storage.add_decisions(
-            [decision("jobA", 1, outcome="skipped", reason="paused: maintenance"), decision("jobA", 2)], keep_last=100
-        ))
+        run(
+            storage.add_decisions(
+                [
+                    decision("jobA", 1, outcome="skipped", reason="paused: maintenance"),
+                    decision("jobA", 2),
+                ],
+                keep_last=100,
+            )
+        )
         assert run(storage.list_decisions("jobA")) == [
             decision("jobA", 2),
             decision("jobA", 1, outcome="skipped", reason="paused: maintenance"),
-            decision("jobA", 0, trigger="cron", scheduled_for=T0 - 0.5),
+            decision("jobA", 0, trigger="by-hand", scheduled_for=T0 - 0.5),
         ]
         assert run(storage.list_decisions("jobA", limit=1)) == [decision("jobA", 2)]
         assert run(storage.list_decisions("jobB")) == [decision("jobB", 0)]
