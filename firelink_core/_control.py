@@ -54,7 +54,7 @@ REQUEST_FIELDS: Mapping[str, frozenset[str]] = {
     "status": frozenset(),
     "trigger": frozenset({"job", "env", "with_upstream", "follow", "force"}),
     "follow": frozenset({"run_id"}),
-    "runs": frozenset({"job", "states", "limit", "attempts"}),
+    "runs": frozenset({"job", "states", "limit", "attempts", "since", "until", "cursor", "page"}),
     "run": frozenset({"run_id", "job"}),
     "reload": frozenset(),
     "stop": frozenset({"grace"}),
@@ -399,8 +399,13 @@ class ControlServer:
         if not isinstance(request.get("attempts", False), bool):
             raise ControlError("bad-request", "attempts must be true or false")
         storage = self.daemon.engine.storage
-        runs = await storage.list_runs(job, states=states, limit=limit)
+        from ._control_ops import runs_page
+
+        paged = await runs_page(storage, request, job, states, limit)
+        runs = paged[0] if paged else await storage.list_runs(job, states=states, limit=limit)
         answer: dict[str, Any] = {"runs": to_jsonable(runs)}
+        if paged:
+            answer["next_cursor"] = paged[1]
         if request.get("attempts"):
             # Asked for by ``firelink runs`` (its worker column): one query per listed run, so
             # bounded by the limit, and never paid by the other callers of ``runs``.

@@ -6,15 +6,18 @@ Each checks its request's fields, calls the engine's API and answers data or rai
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._control import ControlError, suggest
 
 if TYPE_CHECKING:
+    from .abc import Storage
     from .engine import Engine
+    from .records import RunRecord, RunState
 
-__all__ = ["backfill", "retry"]
+__all__ = ["backfill", "retry", "runs_page"]
 
 MAX_BACKFILL_PARALLEL = 10_000
 RECENT_RUNS = 200
@@ -112,3 +115,42 @@ async def retry(engine: Engine, request: Mapping[str, Any]) -> dict[str, Any]:
         ) from None
     except LookupError:
         raise ControlError("unknown-run", f"no run {raw!r}", run_id=raw) from None
+
+
+def _time(request: Mapping[str, Any], name: str) -> float | None:
+    raw = request.get(name)
+    if raw is None:
+        return None
+    if type(raw) not in (int, float) or not math.isfinite(raw):
+        raise ControlError("bad-request", f"{name} must be epoch seconds")
+    return float(raw)
+
+
+async def runs_page(
+    storage: Storage,
+    request: Mapping[str, Any],
+    job: str | None,
+    states: list[RunState] | None,
+    limit: int | None,
+) -> tuple[list[RunRecord], str | None] | None:
+    """A ``runs`` request asking for a page (``since``/``until`` epoch seconds, ``cursor``,
+    ``page``): its runs and the next page's cursor; ``None`` for a plain list."""
+    since, until = _time(request, "since"), _time(request, "until")
+    cursor = request.get("cursor")
+    if cursor is not None and (not isinstance(cursor, str) or not cursor or len(cursor) > 1024):
+        raise ControlError("bad-request", "cursor must be a non-empty string")
+    if not isinstance(request.get("page", False), bool):
+        raise ControlError("bad-request", "page must be true or false")
+    if since is None and until is None and cursor is None and not request.get("page"):
+        return None
+    try:
+        return await storage.page_runs(
+            job,
+            states=states,
+            created_after=since,
+            created_before=until,
+            limit=limit or 50,
+            cursor=cursor,
+        )
+    except ValueError as exc:
+        raise ControlError("bad-request", str(exc)) from None

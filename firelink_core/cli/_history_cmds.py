@@ -6,6 +6,7 @@ import codecs
 import re
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -13,11 +14,11 @@ import click
 
 from .._control import ControlError, DaemonNotRunning, attempt_from_dict, run_from_dict, to_jsonable
 from ..abc import Storage
-from ..durations import format_duration
+from ..durations import format_duration, parse_duration
 from ..logs import LogCursor, attempt_log_path, read_log
 from ..records import AttemptRecord, RunRecord, RunState
 from ..run_ids import AmbiguousRunId, RunIdError, resolve_run, short_id
-from ._common import EXIT_NOT_RUNNING, fail
+from ._common import EXIT_NOT_RUNNING, EXIT_USAGE, fail
 from ._format import (
     exit_code_of,
     print_json,
@@ -38,29 +39,70 @@ __all__ = ["COMMANDS", "runs_cmd", "logs_cmd"]
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--state", "states", multiple=True, type=click.Choice([s.value for s in RunState]),
               help="Only runs in this state (repeatable).")
+@click.option("--job", "job_option", metavar="JOB", shell_complete=complete_jobs,
+              help="Only runs of JOB (the same as the JOB argument).")
+@click.option("--since", metavar="WHEN", help="Only runs created since WHEN: a duration ago (1d, 2h) or ISO 8601.")
+@click.option("--until", metavar="WHEN", help="Only runs created before WHEN: a duration ago (1d, 2h) or ISO 8601.")
+@click.option("--page", is_flag=True,
+              help="Page through the history: --json prints {runs, next_cursor}; text ends with the next --cursor.")
+@click.option("--cursor", metavar="TOKEN", help="The page after the one whose next_cursor is TOKEN (implies --page).")
 @locate_options
 def runs_cmd(
-    job: str | None, limit: int, states: tuple[str, ...], state_dir: Path | None,
-    config_path: Path | None, as_json: bool,
+    job: str | None, limit: int, states: tuple[str, ...], job_option: str | None, since: str | None,
+    until: str | None, page: bool, cursor: str | None, state_dir: Path | None, config_path: Path | None,
+    as_json: bool,
 ) -> None:
-    """Run history, newest first (read from the database when the daemon is down)."""
+    """Run history, newest first (read from the database when the daemon is down).
+
+    \b
+    Filters: JOB (or --job), --state (repeatable), --since/--until on the time a
+    run was created (a duration ago like 1d, or an ISO 8601 time; without an offset
+    in this machine's timezone), --limit. --page (or --cursor TOKEN) pages: --json
+    then prints {"runs": [...], "next_cursor": TOKEN or null}.
+
+    \b
+    Example:
+      firelink runs --job nightly --state failed --since 7d --json
+
+    \b
+    Exit codes: 0, 1 the history cannot be read, 2 unknown job or a bad option, 3 (with
+    the daemon down and no history) never: an empty list is printed.
+    """
+    if job and job_option and job != job_option:
+        raise click.BadParameter(f"the JOB argument says {job!r}, --job {job_option!r}", param_hint="'--job'")
+    job = job or job_option
+    now = time.time()
+    created_after = _when(since, "--since", now)
+    created_before = _when(until, "--until", now)
+    page = page or cursor is not None
+    paged = page or created_after is not None or created_before is not None
     target = Target(state_dir, config_path)
-    args = {"job": job, "states": list(states) or None, "limit": limit, "attempts": True}
+    args: dict[str, Any] = {"job": job, "states": list(states) or None, "limit": limit, "attempts": True}
+    if paged:
+        args.update(since=created_after, until=created_before, cursor=cursor, page=True)
+    next_cursor = None
     up, result = target.try_request("runs", **args)
     if up:  # the daemon answers for any storage, even a memory one
         runs = [run_from_dict(r) for r in result["runs"]]
         attempts = {
             run_id: [attempt_from_dict(a) for a in listed] for run_id, listed in result.get("attempts", {}).items()
         }
+        next_cursor = result.get("next_cursor")
     else:
         target.check_job_offline(job)
         state_filter = [RunState(s) for s in states] or None
-        runs, attempts = target.read_history(
-            lambda storage: _runs_and_attempts(storage, job, state_filter, limit)
-        ) or ([], {})
+        runs, attempts, next_cursor = target.read_history(
+            lambda storage: _runs_and_attempts(
+                storage, job, state_filter, limit, paged=paged, since=created_after, until=created_before,
+                cursor=cursor,
+            )
+        ) or ([], {}, None)
     if as_json:
-        print_json([{**to_jsonable(run), "attempts": attempts.get(run.id, [])} for run in runs])
+        listed = [{**to_jsonable(run), "attempts": attempts.get(run.id, [])} for run in runs]
+        print_json({"runs": listed, "next_cursor": next_cursor} if page else listed)
         return
+    if next_cursor and page:
+        click.echo(f"firelink: more runs: --cursor {next_cursor}", err=True)
     if not runs:
         click.echo("no runs" + (f" of {job}" if job else "") + ("" if up else " (firelink is not running)"), err=True)
         return
@@ -83,11 +125,40 @@ def runs_cmd(
 
 
 async def _runs_and_attempts(
-    storage: Storage, job: str | None, states: list[RunState] | None, limit: int
-) -> tuple[list[RunRecord], dict[str, list[AttemptRecord]]]:
-    """The runs ``runs`` lists and their attempts: one query per run, bounded by ``--limit``."""
-    runs = await storage.list_runs(job, states=states, limit=limit)
-    return runs, {run.id: await storage.list_attempts(run.id) for run in runs}
+    storage: Storage, job: str | None, states: list[RunState] | None, limit: int, *, paged: bool = False,
+    since: float | None = None, until: float | None = None, cursor: str | None = None,
+) -> tuple[list[RunRecord], dict[str, list[AttemptRecord]], str | None]:
+    """The runs ``runs`` lists, their attempts (one query per run, bounded by ``--limit``)
+    and the next page's cursor."""
+    next_cursor = None
+    if paged:
+        try:
+            runs, next_cursor = await storage.page_runs(
+                job, states=states, created_after=since, created_before=until, limit=limit, cursor=cursor
+            )
+        except ValueError as exc:
+            fail(str(exc), EXIT_USAGE)
+    else:
+        runs = await storage.list_runs(job, states=states, limit=limit)
+    return runs, {run.id: await storage.list_attempts(run.id) for run in runs}, next_cursor
+
+
+def _when(text: str | None, option: str, now: float) -> float | None:
+    """``--since``/``--until``: a duration ago (``1d``) or an ISO 8601 time (local without offset)."""
+    if text is None:
+        return None
+    try:
+        return now - parse_duration(text)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise click.BadParameter(
+            f"expected a duration ago (1d, 2h30m) or an ISO 8601 time (2026-11-03T08:00), got {text!r}",
+            param_hint=f"'{option}'",
+        ) from None
+    return moment.astimezone().timestamp() if moment.tzinfo is None else moment.timestamp()
 
 
 NEXT_RUN_POLL = 0.5

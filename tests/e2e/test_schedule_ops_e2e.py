@@ -238,3 +238,47 @@ def test_retry_from_failed_runs_the_failed_job_and_its_downstream_only(
         and len(_runs(daemon, "b")) == 2
         and len(_runs(daemon, "c")) == 2
     )
+
+
+def test_runs_filters_and_cursor_pages(daemon: FirelinkProcess, tmp_path: Path) -> None:
+    out, after = tmp_path / "o", tmp_path / "a"
+    daemon.write_config(HOURLY.format(out=out, after=after))
+    daemon.start()
+    assert (
+        daemon.cli(
+            "backfill", "hourly", "--from", "2026-01-01", "--to", "2026-01-01T05:00"
+        ).returncode
+        == 0
+    )
+    _wait_successes(daemon, "hourly", 5)
+    _wait_successes(daemon, "after", 5)
+
+    def paged(*args: str) -> list[str]:
+        seen: list[str] = []
+        cursor: list[str] = []
+        for _ in range(10):
+            result = daemon.cli("runs", "--json", "--page", "--limit", "2", *args, *cursor)
+            assert result.returncode == 0, result.stderr
+            page = json.loads(result.stdout)
+            seen += [r["id"] for r in page["runs"]]
+            if page["next_cursor"] is None:
+                return seen
+            cursor = ["--cursor", page["next_cursor"]]
+        raise AssertionError("the pages never end")
+
+    everything = [r["id"] for r in daemon.runs("--limit", "100")]
+    assert len(everything) == 10
+    assert paged() == everything
+    assert paged("--job", "after") == [r["id"] for r in daemon.runs("after", "--limit", "100")]
+    assert len(daemon.runs("--since", "1h", "--state", "success")) == 10
+    assert daemon.runs("--until", "1h") == []
+    assert (
+        len(daemon.runs("--job", "hourly", "--since", "2020-01-01T00:00:00Z", "--limit", "3")) == 3
+    )
+    bad = daemon.cli("runs", "--since", "last week")
+    assert bad.returncode == 2 and "--since" in bad.stderr, bad.stderr
+    unknown = daemon.cli("runs", "--job", "hourli")
+    assert unknown.returncode == 2 and "did you mean 'hourly'" in unknown.stderr, unknown.stderr
+    # With the daemon down, the same pages come from the database.
+    assert daemon.cli("stop").returncode == 0
+    assert paged("-c", str(daemon.config)) == everything
