@@ -349,6 +349,10 @@ class Storage(Component):
     the daemon stops should implement ``open_readonly()``; the default says it keeps none.
     """
 
+    persistent: bool = True
+    """Whether the state outlives the process. A store that keeps it in process memory says
+    ``False``: ``firelink run-once`` runs its engine on one, and records nothing in one."""
+
     def __init__(self, options: Mapping[str, Any], context: StorageContext) -> None:
         self.options = options
         self.context = context

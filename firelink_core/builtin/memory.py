@@ -69,6 +69,7 @@ class MemoryStorage(Storage):
 
     type_name = "memory"
     description = "State in process memory: for tests and throwaway runs (lost when the daemon exits)."
+    persistent = False
     config_schema: Mapping[str, Any] = {
         "type": "object",
         "description": "No options: everything lives in the daemon's memory and is lost when it exits.",

@@ -13,6 +13,7 @@ from . import (
     _pause_cmds,
     _retry_cmd,
     _run_cmd,
+    _run_once_cmd,
     _schedule_cmds,
 )
 from ._version import version_option
@@ -45,7 +46,7 @@ def run() -> None:
 
 
 for _module in (
-    _config_cmds, _run_cmd, _control_cmds, _cancel_cmd, _retry_cmd, _schedule_cmds, _pause_cmds, _history_cmds, _graph_cmds,
+    _config_cmds, _run_cmd, _run_once_cmd, _control_cmds, _cancel_cmd, _retry_cmd, _schedule_cmds, _pause_cmds, _history_cmds, _graph_cmds,
 ):
     for _command in _module.COMMANDS:
         main.add_command(_command)

@@ -204,7 +204,9 @@ def test_status_of_a_berlin_job_under_utc_shows_zones(daemon: FirelinkProcess) -
     assert info["next_due"].endswith("+00:00"), info["next_due"]  # ISO 8601 with its offset
 
 
-def test_a_chain_whose_downstream_waits_shows_waiting_and_names_the_upstream(daemon: FirelinkProcess) -> None:
+def test_a_chain_whose_downstream_waits_shows_waiting_and_names_the_upstream(
+    daemon: FirelinkProcess,
+) -> None:
     daemon.write_config("""
         jobs:
           - name: sync
@@ -224,7 +226,8 @@ def test_a_chain_whose_downstream_waits_shows_waiting_and_names_the_upstream(dae
     text = daemon.cli("status").stdout
     assert re.search(r"^report\s+manual\s+waiting", text, re.M), text
     assert "report: sync has not succeeded yet" in text, text
-    assert "publish: report has not succeeded yet" in text, text  # no triggers: waits on its upstream
+    # No triggers of its own: it waits on its upstream too.
+    assert "publish: report has not succeeded yet" in text, text
     info = daemon.job_status("report")
     assert info is not None and info["state"] == "waiting" and info["waiting_on"] == ["sync"]
 
@@ -266,7 +269,43 @@ def test_reload_reports_what_changed_by_meaning_not_by_position(daemon: Firelink
     assert (answer["added"], answer["removed"], answer["changed"]) == ([], [], ["a"])
     assert answer["notifiers"] == {"added": [], "removed": [], "changed": []}
 
-    daemon.write_config(config.replace("[echo, a]", "[echo, a, again]").replace("9/hook", "9/other"))
+    daemon.write_config(
+        config.replace("[echo, a]", "[echo, a, again]").replace("9/hook", "9/other")
+    )
     result = daemon.cli("reload")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "firelink: reloaded; added -; removed -; changed -; notifiers changed ops"
+    assert (
+        result.stdout.strip()
+        == "firelink: reloaded; added -; removed -; changed -; notifiers changed ops"
+    )
+
+
+# --------------------------------------------------------------------------- run-once
+
+
+def test_run_once_exits_with_the_jobs_code_records_the_run_and_refuses_beside_a_daemon(
+    daemon: FirelinkProcess,
+) -> None:
+    daemon.write_config("""
+        jobs:
+          - name: hello
+            trigger: cron
+            schedule: "0 0 * * *"
+            command: [sh, -c, "echo hello from $FIRELINK_JOB; exit 3"]
+          - name: after
+            depends_on: [hello]
+            command: [echo, after]
+    """)
+    once = daemon.cli("run-once", "hello", "-c", str(daemon.config))
+    assert once.returncode == 3, once.stderr
+    assert once.stdout == "hello from hello\n"
+    assert "failed (exit 3)" in once.stderr
+    runs = daemon.runs()  # read from the database: no daemon runs; nothing ran after it
+    assert [(r["job"], r["state"], r["exit_code"]) for r in runs] == [("hello", "failed", 3)]
+    assert daemon.cli("logs", "hello", runs[0]["id"][:8]).stdout == "hello from hello\n"
+    assert daemon.cli("run-once", "nope", "-c", str(daemon.config)).returncode == 2
+
+    daemon.start()
+    refused = daemon.cli("run-once", "hello", "-c", str(daemon.config))
+    assert refused.returncode == 1
+    assert "firelink trigger hello --wait" in refused.stderr
