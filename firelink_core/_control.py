@@ -161,6 +161,7 @@ async def follow_run(
         run: RunRecord | None = None
         attempts: list[AttemptRecord] = []
         last_state: str | None = None
+        announced: set[int] = set()
         while True:
             finished = done_waiter.done()
             try:
@@ -172,9 +173,12 @@ async def follow_run(
                 if not finished:
                     raise
             if run is not None and not finished and run.state.value != last_state:
-                # Tells a waiting client why nothing is printed (waiting on upstream, retrying).
+                # Tells a waiting client why nothing is printed (waiting on upstream); each
+                # retry is told below, from its attempt, even when the state moved on unseen.
                 last_state = run.state.value
-                yield {"state": last_state, "reason": run.reason}
+                if run.state is not RunState.RETRYING:
+                    yield {"state": last_state, "reason": run.reason}
+            latest = max((a.number for a in attempts), default=0)
             for attempt in sorted(attempts, key=lambda a: a.number):
                 entry = cursors.get(attempt.number)
                 if entry is None:
@@ -191,6 +195,11 @@ async def follow_run(
                 text = decoder.decode(data, final=finished or attempt.finished_at is not None)
                 if text:
                     yield {"log": text}
+                retried = attempt.number < latest or (run is not None and run.state is RunState.RETRYING)
+                if attempt.finished_at is not None and retried and attempt.number not in announced:
+                    announced.add(attempt.number)
+                    reason = run.reason if run is not None and attempt.number == latest and run.reason else None
+                    yield {"state": "retrying", "reason": reason or f"attempt {attempt.number} {_attempt_end(attempt)}"}
             if finished:
                 record = done_waiter.result()
                 yield {"done": True, "run": to_jsonable(record)}
@@ -200,6 +209,17 @@ async def follow_run(
         done_waiter.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await done_waiter
+
+
+def _attempt_end(attempt: AttemptRecord) -> str:
+    """How an attempt that was retried ended, in words (``exited with code 3`` ...)."""
+    if attempt.timed_out:
+        return "timed out"
+    if attempt.error:
+        return f"failed: {attempt.error}"
+    if attempt.signal is not None:
+        return f"killed by signal {attempt.signal}"
+    return f"exited with code {attempt.exit_code}"
 
 
 # --------------------------------------------------------------------------- server

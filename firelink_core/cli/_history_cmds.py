@@ -117,10 +117,12 @@ def runs_cmd(
             short_id(run.id), run.job, result_text(run), run.trigger or "-",
             when(run.started_at or run.created_at, now),
             format_duration(took) if took is not None else "-",
+            str(run.attempts),
             *([worker or "-"] if with_workers else []),
             run.reason or run.error or "",
         ])
-    header = ["RUN", "JOB", "STATE", "TRIGGER", "STARTED", "TOOK", *(["WORKER"] if with_workers else []), "REASON"]
+    header = ["RUN", "JOB", "STATE", "TRIGGER", "STARTED", "TOOK", "ATTEMPTS", *(["WORKER"] if with_workers else []),
+              "REASON"]
     click.echo(table(rows, header))
 
 

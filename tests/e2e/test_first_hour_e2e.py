@@ -309,3 +309,27 @@ def test_run_once_exits_with_the_jobs_code_records_the_run_and_refuses_beside_a_
     refused = daemon.cli("run-once", "hello", "-c", str(daemon.config))
     assert refused.returncode == 1
     assert "firelink trigger hello --wait" in refused.stderr
+
+
+# --------------------------------------------------------------------------- retries
+
+
+def test_trigger_wait_prints_every_retry_with_its_reason_and_runs_counts_attempts(
+    daemon: FirelinkProcess,
+) -> None:
+    daemon.write_config("""
+        jobs:
+          - name: flaky
+            trigger: manual
+            command: [sh, -c, "echo try $FIRELINK_ATTEMPT; exit $((FIRELINK_ATTEMPT + 10))"]
+            retries: {count: 3, delay: 0s}
+    """)
+    daemon.start()
+    result = daemon.cli("trigger", "flaky", "--wait")
+    assert result.returncode == 14, result.stderr
+    assert result.stdout == "try 1\ntry 2\ntry 3\ntry 4\n"
+    for number in (1, 2, 3):
+        assert f"attempt {number} exited with code {number + 10}" in result.stderr, result.stderr
+    table = daemon.cli("runs", "flaky").stdout.splitlines()
+    assert table[0].split()[6] == "ATTEMPTS", table
+    assert re.search(r"\s4\s+exited with code 14$", table[1]), table
