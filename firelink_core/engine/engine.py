@@ -1076,6 +1076,8 @@ class Engine:
             self._triggers.forget_job(name)
         for name in result.removed:
             self._retired[name] = self._jobs[name]
+            for event in self._pauses.release(name):
+                self._events.append(event)  # dropped by dispatch: the job is gone
         for name in result.added:
             self._retired.pop(name, None)
         old_notifiers = self.config.notifiers

@@ -57,6 +57,10 @@ class Pauses:
         self._pauses.pop(job, None)
         return self._held.pop(job, [])
 
+    def release(self, job: str) -> list[TriggerEvent]:
+        """The events held for ``job``, handed back without resuming it (its job was removed)."""
+        return self._held.pop(job, [])
+
     def hold(self, event: TriggerEvent) -> bool:
         """Keep an event of a paused job until its resume (it stays pending in storage);
         False if it was held already (dispatched again after a storage failure)."""

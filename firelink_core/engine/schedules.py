@@ -10,7 +10,7 @@ from ..abc import ScheduleTrigger, Storage
 from ..durations import format_duration
 from ..records import DecisionRecord
 from .contexts import EmitEvent
-from .timer import Timer, fire_event, utc
+from .timer import CatchUp, Timer, fire_event, utc
 
 __all__ = ["Schedules"]
 
@@ -55,6 +55,8 @@ class Schedules:
     async def _catch_up(self, key: str, last: float | None, *, plan_from: float | None = None) -> int:
         timer = self._timer
         catch_up = timer.catch_up(key, last, timer.clock.now(), plan_from=plan_from)
+        if catch_up.trigger is not None:
+            self._missed(catch_up)
         fired = 0
         for due in catch_up.fire if catch_up.trigger is not None else ():
             if not self._skipped(catch_up.trigger, due):
@@ -82,6 +84,17 @@ class Schedules:
             await self._emit_fire(trigger, due, last_fire=True)
         self._timer.plan_next(key, utc(due))
 
+    def _missed(self, catch_up: CatchUp) -> None:
+        """Record the missed fires ``catchup`` and ``misfire_grace`` leave out (``firelink explain``)."""
+        trigger = catch_up.trigger
+        assert trigger is not None
+        job = trigger.context.job
+        if catch_up.past_grace and job.misfire_grace is not None:
+            self._record(trigger, None, f"missed fires past misfire_grace ({format_duration(job.misfire_grace)})")
+        left = catch_up.missed - len(catch_up.fire)
+        if left > 0:
+            self._record(trigger, None, f"{left} missed fire(s) not run (catchup: {job.catchup})")
+
     def _skipped(self, trigger: ScheduleTrigger, due: float) -> bool:
         """Whether the fire is skipped because its job is paused (and record it if so)."""
         reason = self._skipping(trigger.spec.job)
@@ -90,7 +103,7 @@ class Schedules:
         self._record(trigger, due, reason)
         return True
 
-    def _record(self, trigger: ScheduleTrigger, due: float, reason: str) -> None:
+    def _record(self, trigger: ScheduleTrigger, due: float | None, reason: str) -> None:
         self._note(DecisionRecord(
             job=trigger.spec.job, at=self._timer.clock.now(), outcome="skipped", reason=reason,
             trigger=trigger.spec.type, scheduled_for=due,

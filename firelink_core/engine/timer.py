@@ -93,6 +93,10 @@ class CatchUp:
     trigger: ScheduleTrigger | None
     fire: list[float]
     last_fire: float | None
+    missed: int = 0
+    """Fires found missed within ``misfire_grace`` (more than ``fire`` holds under ``catchup: latest``/``skip``)."""
+    past_grace: bool = False
+    """Whether fires older than ``misfire_grace`` were missed too (never emitted)."""
 
 
 class Timer:
@@ -193,24 +197,30 @@ class Timer:
             self.plan_next(key, utc(now if plan_from is None else min(plan_from, now)))
             return CatchUp(sched.trigger, [], None)
         start = last
-        if job.misfire_grace is not None:
-            start = max(last, now - job.misfire_grace)
+        past_grace = False
+        if job.misfire_grace is not None and now - job.misfire_grace > last:
+            start = now - job.misfire_grace
+            with contextlib.suppress(Exception):  # a schedule bug is reported by plan_next below
+                first = sched.trigger.next_fire(utc(last))
+                past_grace = first is not None and first.timestamp() <= start
         missed: deque[float] = deque(maxlen=CATCHUP_ALL_LIMIT if job.catchup == "all" else 1)
+        scanned = 0
         try:
             t = sched.trigger.next_fire(utc(start))
-            scanned = 0
             while t is not None and t.timestamp() <= now and scanned < CATCHUP_SCAN_LIMIT:
                 missed.append(t.timestamp())
                 t = sched.trigger.next_fire(t)
                 scanned += 1
         except Exception:  # noqa: BLE001 - reported by plan_next below
             missed.clear()
-        result = CatchUp(sched.trigger, [], None)
+        result = CatchUp(sched.trigger, [], None, missed=scanned if missed else 0, past_grace=past_grace)
         if missed:
             if job.catchup != "skip":
                 log.info("%s: catching up %d missed fire(s) (catchup: %s)", key, len(missed), job.catchup)
                 result.fire = list(missed)
             result.last_fire = last = missed[-1]
+        elif past_grace:
+            result.last_fire = last = start  # those fires are not reported again at the next start
         self.plan_next(key, utc(max(now, last)))
         return result
 

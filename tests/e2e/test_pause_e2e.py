@@ -4,6 +4,7 @@ against the real daemon, driven only through the ``firelink`` command (issue 13)
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 from firelink_core.testing import wait_for
@@ -148,6 +149,11 @@ def test_pause_resume_and_explain_errors(daemon: FirelinkProcess) -> None:
     assert forced.returncode == 0, forced.stderr
     explained = daemon.cli("explain", "tick")
     assert explained.returncode == 0 and "waiting for: paused for" in explained.stdout
+    # a reload, with the job changed, keeps the pause
+    daemon.write_config(TICK.replace('command: ["true"]', 'command: ["echo", "changed"]', 1))
+    reloaded = daemon.cli("reload")
+    assert reloaded.returncode == 0 and "changed tick" in reloaded.stderr + reloaded.stdout
+    assert daemon.job_status("tick")["paused"]["reason"] == "freeze"
     back = _json(daemon.cli("resume", "--all", "--json"))
     assert sorted(item["job"] for item in back["resumed"]) == ["other", "tick"]
     assert all(job["paused"] is None for job in daemon.status()["jobs"])
@@ -249,3 +255,68 @@ def test_pause_after_failures_opens_the_circuit_and_one_webhook_says_so(
     )
     assert len([r for r in daemon.runs("flaky") if r["state"] == "failed"]) == 6
     wait_for(lambda: len(httpserver.log) >= 2, 10, message="the second notification")
+
+
+def test_explain_names_the_upstream_a_run_waits_on_and_the_one_that_failed(
+    daemon: FirelinkProcess,
+) -> None:
+    daemon.write_config("""
+    jobs:
+      - name: extract
+        trigger: manual
+        command: ["sh", "-c", "exit $FAIL"]
+      - name: load
+        trigger: manual
+        depends_on: [extract]
+        command: ["true"]
+    """)
+    daemon.start()
+    waiting = daemon.cli("trigger", "load", "--json")
+    assert waiting.returncode == 0, waiting.stderr
+
+    def outcomes() -> list[tuple[str, str | None]]:
+        return [(d["outcome"], d["reason"]) for d in _explain(daemon, "load")["decisions"]]
+
+    wait_for(
+        lambda: ("waiting", "waiting for extract") in outcomes(),
+        15,
+        message="load waits on extract",
+    )
+    assert "waiting on upstream extract" in _explain(daemon, "load")["waiting_for"]
+    failed = daemon.cli("trigger", "extract", "--env", "FAIL=3", "--wait")
+    assert failed.returncode == 3
+    wait_for(
+        lambda: any(o == "upstream_failed" and "extract" in (r or "") for o, r in outcomes()),
+        15,
+        message="load gives up: extract failed",
+    )
+    text = daemon.cli("explain", "load").stdout
+    assert "upstream failed" in text and "extract" in text
+
+
+def test_explain_says_which_fires_missed_while_the_daemon_was_down_were_not_run(
+    daemon: FirelinkProcess,
+) -> None:
+    daemon.write_config("""
+    jobs:
+      - name: tick
+        trigger: interval
+        every: 1s
+        catchup: latest
+        misfire_grace: 2s
+        command: ["true"]
+    """)
+    daemon.start()
+    wait_for(lambda: _started_runs(daemon, "tick"), 15, message="a first run")
+    assert daemon.cli("stop").returncode == 0
+    stopped = time.time()
+    # six fires missed: four of them older than misfire_grace, two within it
+    wait_for(lambda: time.time() > stopped + 6, 10, message="six seconds of downtime")
+    daemon.start()
+    reasons = {
+        d["reason"] for d in _explain(daemon, "tick")["decisions"] if d["outcome"] == "skipped"
+    }
+    assert "missed fires past misfire_grace (2s)" in reasons
+    assert any(r and r.endswith("missed fire(s) not run (catchup: latest)") for r in reasons)
+    caught = [r for r in _started_runs(daemon, "tick") if r["payload"].get("catchup")]
+    assert len(caught) == 1
