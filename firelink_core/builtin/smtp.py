@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import smtplib
 import ssl
 from collections.abc import Mapping
-from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..plugin_api import Notifier, Problem, RunEvent, duration_schema, hookimpl, parse_duration
 from ._notify_common import event_body, event_text, redact
+
+if TYPE_CHECKING:  # smtplib and email load when a message is sent: an idle daemon does not carry them
+    from email.message import EmailMessage
 
 __all__ = ["EmailNotifier", "EmailError"]
 
@@ -71,6 +72,8 @@ class EmailNotifier(Notifier):
         return problems
 
     def _message(self, event: RunEvent) -> EmailMessage:
+        from email.message import EmailMessage
+
         body = event_body(event, self.context, log_lines=int(self.options.get("log_lines", 20)))
         to = self.options["to"]
         msg = EmailMessage()
@@ -85,6 +88,8 @@ class EmailNotifier(Notifier):
         return msg
 
     def _send(self, msg: EmailMessage) -> None:
+        import smtplib
+
         security = self.options.get("security", "starttls")
         port = int(self.options.get("port") or {"ssl": 465, "starttls": 587}.get(security, 25))
         timeout = parse_duration(self.options.get("timeout", "30s"))
@@ -105,6 +110,8 @@ class EmailNotifier(Notifier):
             client.send_message(msg)
 
     async def notify(self, event: RunEvent) -> None:
+        import smtplib
+
         msg = self._message(event)
         try:
             await asyncio.to_thread(self._send, msg)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import urllib.error
-import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
@@ -86,6 +85,8 @@ class WebhookNotifier(Notifier):
         return json.dumps(body).encode()
 
     def _post(self, data: bytes, timeout: float) -> int:
+        import urllib.request  # here, not at the top: http.client and its imports cost an idle daemon ~3 MB
+
         headers = {"Content-Type": "application/json", "User-Agent": f"firelink/{FIRELINK_VERSION}"}
         headers.update({str(k): str(v) for k, v in dict(self.options.get("headers") or {}).items()})
         request = urllib.request.Request(str(self.options["url"]), data=data, headers=headers, method="POST")
