@@ -828,6 +828,12 @@ class Engine:
         run = self._conditions.auto_run(job, finished, self.clock.now())
         if run is None:
             return
+        pause = self._pauses.get(job.name)
+        if pause is not None:
+            # Not made: the next upstream finish after the resume decides again.
+            self._decide(dataclasses.replace(of_run(run, self.clock.now()), outcome="skipped",
+                                             reason=skip_reason(pause), run_id=None))
+            return
         if run.state is RunState.UPSTREAM_FAILED:
             await self.storage.create_run(run)
             self._created(run)

@@ -320,3 +320,40 @@ def test_explain_says_which_fires_missed_while_the_daemon_was_down_were_not_run(
     assert any(r and r.endswith("missed fire(s) not run (catchup: latest)") for r in reasons)
     caught = [r for r in _started_runs(daemon, "tick") if r["payload"].get("catchup")]
     assert len(caught) == 1
+
+
+def test_a_paused_downstream_job_makes_no_automatic_run_until_resumed(
+    daemon: FirelinkProcess,
+) -> None:
+    daemon.write_config("""
+    jobs:
+      - name: extract
+        trigger: manual
+        command: ["true"]
+      - name: report
+        depends_on: [extract]
+        command: ["true"]
+    """)
+    daemon.start()
+    assert daemon.cli("pause", "report").returncode == 0
+    assert daemon.cli("trigger", "extract", "--wait").returncode == 0
+    wait_for(
+        lambda: (
+            [
+                d["reason"]
+                for d in _explain(daemon, "report")["decisions"]
+                if d["outcome"] == "skipped"
+            ]
+            == ["paused"]
+        ),
+        15,
+        message="the automatic run skipped",
+    )
+    assert daemon.runs("report") == []
+    assert daemon.cli("resume", "report").returncode == 0
+    assert daemon.cli("trigger", "extract", "--wait").returncode == 0
+    wait_for(
+        lambda: [r["state"] for r in daemon.runs("report")] == ["success"],
+        15,
+        message="report runs",
+    )
