@@ -193,6 +193,16 @@ def test_a_paused_watch_job_runs_each_file_created_during_the_pause_after_resume
     assert daemon.runs("ingest") == []
     assert "3 event(s) held" in _explain(daemon, "ingest")["waiting_for"]
 
+    # The held events are stored: a restart holds them again, none lost, none doubled.
+    assert daemon.cli("stop").returncode == 0
+    daemon.start()
+    wait_for(
+        lambda: "3 event(s) held" in _explain(daemon, "ingest")["waiting_for"],
+        20,
+        message="the events held again after the restart",
+    )
+    assert daemon.runs("ingest") == []
+
     resumed = _json(daemon.cli("resume", "ingest", "--json"))
     assert resumed["resumed"][0]["released"] == 3
 
