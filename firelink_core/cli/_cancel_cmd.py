@@ -33,8 +33,8 @@ def cancel_cmd(
       firelink cancel 3f2a9c1e
 
     \b
-    Exit codes: 0 cancelled, 1 no such run, an ambiguous prefix or a run that
-    already ended, 3 daemon not running.
+    Exit codes: 0 cancelled, 1 the run already ended, 2 no such run or an
+    ambiguous prefix (the candidates are listed), 3 daemon not running.
     """
     target = Target(state_dir, config_path)
     try:

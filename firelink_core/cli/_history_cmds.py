@@ -189,7 +189,9 @@ def logs_cmd(
     `trigger --wait` does); -f JOB follows the latest run, then each next run of
     JOB as it comes, until Ctrl-C (exit 0). With the daemon down, what was written
     is printed (exit 3 with -f, unless RUN_ID has ended: its code).
-    Exit codes: 0, 1 no such run, 2 unknown job, 3 daemon not running (with -f).
+    Exit codes: 0, 1 JOB has not run yet, 2 unknown job or no such run (RUN_ID is a
+    full id or a unique prefix; an ambiguous one lists the candidates), 3 daemon not
+    running (with -f).
     """
     target = Target(state_dir, config_path)
     up, run, attempts = _find_run(target, job, run_id)
@@ -197,7 +199,9 @@ def logs_cmd(
         if up and follow and run_id is None:
             click.echo(f"firelink: {job} has not run yet; waiting for its first run", err=True)
             _follow_job(target, job, None, [], tail)
-        fail(f"no run {run_id!r}" if run_id else f"job {job!r} has not run yet")
+        if run_id:
+            fail(f"no run {run_id!r}", EXIT_USAGE)
+        fail(f"job {job!r} has not run yet")
     if run.job != job:
         fail(f"run {run.id} belongs to job {run.job!r}, not {job!r}")
     if not follow:
@@ -238,7 +242,7 @@ def _find_run(target: Target, job: str, run_id: str | None) -> tuple[bool, RunRe
             try:
                 found = await resolve_run(storage, run_id)
             except AmbiguousRunId as exc:
-                fail(exc.message)
+                fail(exc.message, EXIT_USAGE)
             except RunIdError:
                 found = None
         else:

@@ -61,9 +61,14 @@ def not_running(exc: DaemonNotRunning) -> NoReturn:
 
 
 def control_failure(exc: ControlError) -> NoReturn:
-    """An error the daemon answered: an unknown job exits 2 with suggestions, the rest 1."""
+    """An error the daemon answered: an unknown job (with suggestions) or an unknown or
+    ambiguous run id exits 2, the rest 1."""
     if exc.code == "unknown-job":
         unknown_job(exc.data.get("job", "?"), exc.data.get("suggestions") or [])
+    if exc.code in ("unknown-run", "ambiguous-run"):
+        fail(exc.message, EXIT_USAGE)  # the RUN_ID argument is wrong, as an unknown job name is
+    if exc.code == "bad-param":
+        fail(exc.message, EXIT_USAGE)  # a --param is wrong: the message names it
     fail(exc.message)
 
 

@@ -76,6 +76,9 @@ def test_a_unique_prefix_works_for_logs_and_cancel_and_tables_show_8_characters(
     assert result.stdout == "hello\n"
     table = daemon.cli("runs", "hello")
     assert first[:8] in table.stdout and first not in table.stdout
+    retried = daemon.cli("retry", first[:8])
+    assert retried.returncode == 0, retried.stderr
+    assert daemon.wait_run_state(retried.stdout.strip(), {"success"})["parent_run"] == first
 
     run_id = daemon.cli("trigger", "slow").stdout.strip()
     daemon.wait_run_state(run_id, {"running"})
@@ -85,7 +88,7 @@ def test_a_unique_prefix_works_for_logs_and_cancel_and_tables_show_8_characters(
     again = daemon.cli("cancel", run_id[:8])
     assert again.returncode == 1 and "already ended (cancelled)" in again.stderr
     unknown = daemon.cli("cancel", "ffffffffff")
-    assert unknown.returncode == 1 and "no run 'ffffffffff'" in unknown.stderr
+    assert unknown.returncode == 2 and "no run 'ffffffffff'" in unknown.stderr
 
 
 def test_cancel_of_a_waiting_and_of_a_queued_run(daemon: FirelinkProcess) -> None:
@@ -136,9 +139,9 @@ def test_an_ambiguous_prefix_is_an_error_listing_the_candidates(daemon: Firelink
             conn.execute("UPDATE runs SET id = ? WHERE id = ?", (new, old))
             conn.execute("UPDATE attempts SET run_id = ? WHERE run_id = ?", (new, old))
     daemon.start()
-    for args in (("logs", "hello", "abcdef"), ("cancel", "abcdef")):
+    for args in (("logs", "hello", "abcdef"), ("cancel", "abcdef"), ("retry", "abcdef")):
         result = daemon.cli(*args)
-        assert result.returncode == 1, result.stderr
+        assert result.returncode == 2, result.stderr
         assert "ambiguous" in result.stderr
         assert "abcdef0001" in result.stderr and "abcdef0002" in result.stderr
     assert daemon.cli("logs", "hello", "abcdef0002").stdout == "hello\n"
