@@ -52,7 +52,7 @@ MAX_GRACE = 365 * 86400.0
 REQUEST_FIELDS: Mapping[str, frozenset[str]] = {
     "ping": frozenset(),
     "status": frozenset(),
-    "trigger": frozenset({"job", "env", "with_upstream", "follow", "force"}),
+    "trigger": frozenset({"job", "env", "with_upstream", "follow", "force", "params"}),
     "follow": frozenset({"run_id"}),
     "runs": frozenset({"job", "states", "limit", "attempts", "since", "until", "cursor", "page"}),
     "run": frozenset({"run_id", "job"}),
@@ -385,12 +385,19 @@ class ControlServer:
         with_upstream = _check_flag(request, "with_upstream")
         follow = _check_flag(request, "follow")
         force = _check_flag(request, "force")
+        params = _check_params(request.get("params"))
         if self.daemon.stopping:
             raise ControlError("stopping", "the daemon is stopping: no new runs")
         from .engine.errors import JobPaused
+        from .engine.params import ParamError
 
+        extra: dict[str, Any] = {"force": True} if force else {}
+        if params:
+            extra["params"] = params
         try:
-            run_id = await self.daemon.engine.trigger(job, env, with_upstream=with_upstream, **({"force": True} if force else {}))
+            run_id = await self.daemon.engine.trigger(job, env, with_upstream=with_upstream, **extra)
+        except ParamError as exc:
+            raise ControlError("bad-param", exc.message, job=job, param=exc.param) from None
         except KeyError as exc:
             raise ControlError("unknown-job", f"no job named {job!r}", job=job, suggestions=[]) from exc
         except JobPaused as exc:
@@ -558,6 +565,15 @@ def _check_env(raw: Any) -> dict[str, str]:
             raise ControlError("bad-request", f"env name {key[:100]!r} is empty or holds '=' or NUL")
         if "\0" in value:
             raise ControlError("bad-request", f"the value of env {key[:100]!r} holds NUL")
+    return raw
+
+
+def _check_params(raw: Any) -> dict[str, str]:
+    """Run parameters as given (``--param NAME=VALUE``): text by name, read by the job's types."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
+        raise ControlError("bad-request", "params must map names to strings")
     return raw
 
 

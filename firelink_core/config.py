@@ -21,6 +21,7 @@ from .model import (
     LogPolicy,
     NotifierSpec,
     NotifyRule,
+    ParamSpec,
     Retries,
     StorageSpec,
     TriggerSpec,
@@ -220,6 +221,24 @@ def _log(value: Any) -> LogPolicy:
     )
 
 
+def _params(value: Any) -> dict[str, ParamSpec]:
+    """A job's ``params:`` (validated) as specs by name."""
+    out = {}
+    for name, spec in (value or {}).items():
+        spec = spec or {}
+        enum = spec.get("enum")
+        out[name] = ParamSpec(
+            name=name,
+            type=spec.get("type", "string"),
+            default=spec.get("default"),
+            enum=tuple(enum) if enum is not None else None,
+            pattern=spec.get("pattern"),
+            description=spec.get("description"),
+            secret=bool(spec.get("secret", False)),
+        )
+    return out
+
+
 def _env(value: Any) -> dict[str, str]:
     out = {}
     for key, val in (value or {}).items():
@@ -269,6 +288,7 @@ def _build(
                 retries=_retries(_retries_value(job.get("retries"), defaults.get("retries"))),
                 timezone=get("timezone", top_tz),
                 depends_on=_dependency(job.get("depends_on")),
+                params=_params(job.get("params")),
                 wait_timeout=_duration(get("wait_timeout")),
                 max_instances=get("max_instances", 1),
                 overlap=get("overlap"),

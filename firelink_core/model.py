@@ -16,6 +16,7 @@ __all__ = [
     "Dependency",
     "LogPolicy",
     "NotifyRule",
+    "ParamSpec",
     "JobSpec",
     "NotifierSpec",
     "StorageSpec",
@@ -97,6 +98,32 @@ class LogPolicy:
     """Also drop finished runs older than this many days."""
 
 
+ParamType = Literal["string", "integer", "number", "boolean"]
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One declared run parameter of a job (``params:``)."""
+
+    name: str
+    type: ParamType = "string"
+    default: Any = None
+    """``None``: required (no default)."""
+    enum: tuple[Any, ...] | None = None
+    pattern: str | None = None
+    description: str | None = None
+    secret: bool = False
+
+    @property
+    def required(self) -> bool:
+        return self.default is None
+
+    @property
+    def env_name(self) -> str:
+        """The variable the command gets: ``FIRELINK_PARAM_<NAME>`` (upper case)."""
+        return f"FIRELINK_PARAM_{self.name.upper()}"
+
+
 @dataclass(frozen=True)
 class NotifyRule:
     """A job's reference to a named notifier, with the run events it wants."""
@@ -125,6 +152,8 @@ class JobSpec:
     retries: Retries = field(default_factory=Retries)
     timezone: str = "UTC"
     depends_on: Dependency | None = None
+    params: Mapping[str, ParamSpec] = field(default_factory=dict)
+    """Declared run parameters by name (``firelink trigger --param``)."""
     wait_timeout: float | None = None
     """A triggered run waiting on ``depends_on`` longer than this is marked ``skipped``."""
     max_instances: int = 1

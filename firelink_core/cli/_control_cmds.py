@@ -169,12 +169,25 @@ def _parse_env(values: tuple[str, ...]) -> dict[str, str]:
     return env
 
 
+def _parse_params(values: tuple[str, ...]) -> dict[str, str]:
+    params = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not _ENV_NAME.match(name):
+            raise click.BadParameter(f"expected NAME=VALUE with NAME a parameter name, got {name!r}",
+                                     param_hint="'--param'")
+        params[name] = value
+    return params
+
+
 @click.command("trigger")
 @click.argument("job", shell_complete=complete_jobs)
 @click.option("--wait", is_flag=True, help="Stream the run's log and exit with the job's exit code.")
 @click.option("--with-upstream", is_flag=True, help="Run the job's depends_on jobs first.")
 @click.option("--env", "env_items", multiple=True, metavar="KEY=VALUE", help="Extra variables for the job (repeatable).")
 @click.option("--force", is_flag=True, help="Run the job even though it is paused (firelink pause).")
+@click.option("--param", "param_items", multiple=True, metavar="NAME=VALUE",
+              help="A run parameter the job declares (params:), read by its type (repeatable).")
 @locate_options
 def trigger_cmd(
     job: str,
@@ -182,6 +195,7 @@ def trigger_cmd(
     with_upstream: bool,
     env_items: tuple[str, ...],
     force: bool,
+    param_items: tuple[str, ...],
     state_dir: Path | None,
     config_path: Path | None,
     as_json: bool,
@@ -192,12 +206,15 @@ def trigger_cmd(
     With --wait: the run's output streams to stdout (progress on stderr) and the
     exit code is the job's: 0 success, the job's own non-zero exit code, or 1 for a
     failure without one (timeout, killed by a signal, executor error, skipped,
-    upstream failed, interrupted). 2 unknown job, 3 daemon not running.
+    upstream failed, interrupted). 2 unknown job or a parameter that is unknown,
+    missing or invalid (the message names it and what was expected), 3 daemon not running.
     A paused job is refused (exit 1) unless --force.
     """
     env = _parse_env(env_items)
     target = Target(state_dir, config_path)
     args = {"job": job, "env": env, "with_upstream": with_upstream, **({"force": True} if force else {})}
+    if param_items:
+        args["params"] = _parse_params(param_items)
     if not wait:
         result = target.request("trigger", **args)
         if as_json:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import json
 import re
 import sys
 import time
@@ -110,8 +111,10 @@ def runs_cmd(
     workers = [workers_text(attempts.get(run.id, [])) for run in runs]
     # The column only when a remote executor ran something listed: local runs keep the table narrow.
     with_workers = any(workers)
+    params = [_params_text(run) for run in runs]
+    with_params = any(params)
     rows = []
-    for run, worker in zip(runs, workers, strict=True):
+    for run, worker, param_text in zip(runs, workers, params, strict=True):
         took = run.duration()
         rows.append([
             short_id(run.id), run.job, result_text(run), run.trigger or "-",
@@ -119,11 +122,20 @@ def runs_cmd(
             format_duration(took) if took is not None else "-",
             str(run.attempts),
             *([worker or "-"] if with_workers else []),
+            *([param_text or "-"] if with_params else []),
             run.reason or run.error or "",
         ])
     header = ["RUN", "JOB", "STATE", "TRIGGER", "STARTED", "TOOK", "ATTEMPTS", *(["WORKER"] if with_workers else []),
-              "REASON"]
+              *(["PARAMS"] if with_params else []), "REASON"]
     click.echo(table(rows, header))
+
+
+def _params_text(run: RunRecord) -> str:
+    """``name=value`` of the run's parameters (a secret one is stored as ``***``)."""
+    params = run.options.get("params")
+    if not isinstance(params, dict):
+        return ""
+    return " ".join(f"{name}={value if isinstance(value, str) else json.dumps(value)}" for name, value in params.items())
 
 
 async def _runs_and_attempts(

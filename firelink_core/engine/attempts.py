@@ -15,6 +15,7 @@ from ..logs import attempt_log_path
 from ..model import JobSpec
 from ..records import AttemptRecord, RunRecord, RunState
 from .contexts import Reporter
+from .params import PARAMS, command_with_params, param_env, run_params
 from .requests import is_requested
 from .retries import describe_result, retry_delay, should_retry
 
@@ -74,6 +75,8 @@ def attempt_request(
         FIRELINK_TRIGGER=run.trigger or "",
         FIRELINK_EVENT=json.dumps(dict(run.payload), sort_keys=True),
     )
+    params = run_params(job, run.options.get(PARAMS), event_env) if job.params else {}
+    env.update(param_env(job, params))
     env.update(job.env)
     if is_requested(run.options):
         # `firelink trigger --env` values are per-run overrides of the job's defaults.
@@ -82,7 +85,7 @@ def attempt_request(
         run_id=run.id,
         job=job.name,
         attempt=number,
-        command=job.command,
+        command=command_with_params(job.command, params),
         shell=job.shell,
         env=env,
         cwd=job.cwd,

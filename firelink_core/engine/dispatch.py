@@ -25,11 +25,11 @@ NO_DOWNSTREAM = "no_downstream"
 """Key in an event's and its run's ``options``: the run's finish starts no automatic downstream run."""
 RETRY_OF = "retry_of"
 """Key in an event's and its run's ``options``: the run it retries (also its ``parent_run``)."""
-_CARRIED = (BACKFILL, NO_DOWNSTREAM, RETRY_OF)
+_CARRIED = (BACKFILL, NO_DOWNSTREAM, RETRY_OF, "params")
 
 
 def carried_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    """The options of an event its run keeps (backfill id, no downstream, retried run)."""
+    """The options of an event its run keeps (backfill id, no downstream, retried run, parameters)."""
     return {key: options[key] for key in _CARRIED if options.get(key) is not None}
 
 

@@ -66,6 +66,7 @@ from .errors import EngineError, JobPaused
 from .ids import new_id
 from .notifications import Notifications, terminal_event
 from .outages import Outages
+from .params import PARAMS, default_params, resolve, secret_env, stored_params
 from .pauses import BREAKER, FORCE, USER, Pauses, is_forced, skip_reason
 from .preview import Fire, schedule_triggers
 from .queue import EventQueue
@@ -358,19 +359,25 @@ class Engine:
         return event
 
     async def trigger(
-        self, job: str, env: Mapping[str, str] | None = None, *, with_upstream: bool = False, force: bool = False
+        self, job: str, env: Mapping[str, str] | None = None, *, with_upstream: bool = False, force: bool = False,
+        params: Mapping[str, str] | None = None,
     ) -> str:
         """Enqueue a run of ``job`` started by hand and return the id its run will have (KeyError if
-        unknown; ``JobPaused`` for a paused job unless ``force``)."""
+        unknown; ``JobPaused`` for a paused job unless ``force``; ``ParamError`` naming a
+        parameter of ``params`` (text by name) that is unknown, invalid or missing)."""
         spec_job = self._jobs.get(job)
         if spec_job is None:
             raise KeyError(job)
+        values = resolve(spec_job, params)
         pause = self._pauses.get(job)
         if pause is not None and not force:
             raise JobPaused(pause)
         spec, key, cls = request_spec(spec_job, self._triggers.requests.get(job), self.plugins.triggers())
         run_id = new_id()
         options: dict[str, Any] = {"with_upstream": True} if with_upstream else {}
+        if values:
+            options[PARAMS] = stored_params(spec_job, values)
+            env = {**(env or {}), **secret_env(spec_job, values)}
         if pause is not None:
             options[FORCE] = True
         payload = cls.request_payload(with_upstream=with_upstream)
@@ -565,6 +572,8 @@ class Engine:
             return
         base = base_run(event, job, self.clock.now())
         flag = {**requested_option(event.options), **carried_options(event.options)}
+        if job.params and PARAMS not in flag:
+            flag[PARAMS] = stored_params(job, default_params(job))  # runs that fire on their own
         if job.depends_on and event.options.get("with_upstream"):
             await self._dispatch_request(job, base, event, flag)
         elif job.depends_on and job.triggers and RETRY_OF not in event.options:

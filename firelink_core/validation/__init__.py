@@ -13,6 +13,7 @@ from .commands import check_shell_syntax
 from .graph import check_graph
 from .issues import Checks, Issue
 from .messages import type_name
+from .params import check_params
 from .sections import (
     check_default_types,
     check_defaults,
@@ -50,5 +51,6 @@ def validate_data(located: Located, plugins: Plugins, *, config_dir: Path | None
         check_job(checks, index, job, notifiers)
     check_default_types(checks, data, jobs)
     check_shell_syntax(checks, jobs, data.get("defaults"))
+    check_params(checks, jobs)
     check_graph(checks, jobs)
     return checks.issues
