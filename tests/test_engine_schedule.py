@@ -313,3 +313,22 @@ def test_idle_engine_with_1000_cron_jobs_makes_no_wakeup_in_an_hour(tmp_path: Pa
             assert await h.runs() == []
 
     asyncio.run(scenario())
+
+
+def test_a_missed_fire_is_not_caught_up_when_the_regular_fire_is_about_to_come(tmp_path: Path) -> None:
+    """A restart right after a stop: the regular fire stands for the missed one (issue 20)."""
+    regular = aligned_after(T0)
+    clock = FakeClock(regular - 100)  # the missed fire is an hour late; the next is due in 100 s
+    missed = regular - HOUR
+
+    async def scenario() -> None:
+        await _seed_last_fire(tmp_path, missed - HOUR)
+        async with run_engine(schedule_job(), tmp_path, clock=clock, plugins=plugins_with(EveryTrigger)) as h:
+            await h.settle()
+            assert await h.runs("tick") == []
+            assert await h.storage.get_last_fire("tick#0") == missed  # not reported again later
+            await clock.advance(100)
+            (run,) = await h.wait_runs("tick", 1)
+            assert run.scheduled_for == regular
+
+    asyncio.run(scenario())

@@ -19,6 +19,7 @@ from ..abc import Clock, ScheduleTrigger
 
 __all__ = [
     "CATCHUP_ALL_LIMIT",
+    "CATCHUP_MERGE",
     "CATCHUP_SCAN_LIMIT",
     "DISPATCH",
     "FOLLOW_UP",
@@ -47,6 +48,9 @@ clock step or a suspend: schedules are recomputed from the wall clock."""
 CATCHUP_SCAN_LIMIT = 100_000
 """Missed fires examined per schedule after downtime (``catchup: all`` keeps the newest 1000)."""
 CATCHUP_ALL_LIMIT = 1000
+CATCHUP_MERGE = 0.1
+"""The latest missed fire is not caught up when the next regular fire is due within this
+share of the gap between the two (a restart right after a stop: one run, not two back to back)."""
 
 SCHEDULE = "schedule"
 """A schedule's fire is due; data: ``(generation, due)``."""
@@ -215,9 +219,16 @@ class Timer:
             missed.clear()
         result = CatchUp(sched.trigger, [], None, missed=scanned if missed else 0, past_grace=past_grace)
         if missed:
-            if job.catchup != "skip":
-                log.info("%s: catching up %d missed fire(s) (catchup: %s)", key, len(missed), job.catchup)
-                result.fire = list(missed)
+            fires = list(missed) if job.catchup != "skip" else []
+            regular = t.timestamp() if t is not None and t.timestamp() > now else None
+            if fires and regular is not None and regular - now <= CATCHUP_MERGE * (regular - fires[-1]):
+                # The next regular fire is about to come: it stands for the latest missed one,
+                # rather than a catch-up fire now and the regular one right after it.
+                log.info("%s: the missed fire is not caught up: the next fire is due in %.3gs", key, regular - now)
+                fires.pop()
+            if fires:
+                log.info("%s: catching up %d missed fire(s) (catchup: %s)", key, len(fires), job.catchup)
+                result.fire = fires
             result.last_fire = last = missed[-1]
         elif past_grace:
             result.last_fire = last = start  # those fires are not reported again at the next start
