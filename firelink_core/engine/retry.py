@@ -74,7 +74,7 @@ def retry_event(
     masked = sorted(name for name, value in run.env.items() if value == SECRET_MASK)
     if is_requested(run.options) and masked:
         raise RetryError(
-            f"run {run.id} was given {', '.join(masked)} with the request (--env): those values were never"
+            f"run {run.id} was given {', '.join(masked)} with the request (--env or a secret --param): those values were never"
             f" stored, so it cannot be run again as it was; trigger {run.job} again with them"
         )
     label = run.trigger or "retry"
