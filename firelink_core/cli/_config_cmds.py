@@ -50,6 +50,10 @@ def validate(files: Sequence[str], fmt: str, extra_plugins: Sequence[str]) -> No
     Without FILES: FIRELINK_CONFIG, else ./firelink.yaml. Needs no daemon, no network
     and no credentials; ${VARS} are not interpolated.
     Exit status: 0 all valid, 1 any problem, 2 usage error (missing file).
+
+    \b
+    Example:
+      firelink validate firelink.yaml --format github
     """
     if not files:
         files = [str(default_config_or_exit("FILES"))]
@@ -98,6 +102,10 @@ def schema(extra_plugins: Sequence[str]) -> None:
     """Print the JSON Schema (draft 2020-12) of the config, with every installed plugin's options.
 
     Point your editor at it: a first line ``# yaml-language-server: $schema=<path>``.
+
+    \b
+    Example:
+      firelink schema > firelink.schema.json
     """
     plugins = make_plugins(extra=extra_plugins)
     if any(not e.optional for e in plugins.errors):
@@ -112,6 +120,11 @@ def schema(extra_plugins: Sequence[str]) -> None:
 @plugin_option
 def plugins_cmd(as_json: bool, extra_plugins: Sequence[str]) -> None:
     """List loaded plugins, where each came from, and the component types it provides.
+
+    \b
+    Example:
+      firelink plugins --json
+
 
     Exit status 1 when a plugin failed to load or two plugins claim the same type.
     """

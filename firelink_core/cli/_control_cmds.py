@@ -43,7 +43,15 @@ def status_cmd(state_dir: Path | None, config_path: Path | None, as_json: bool) 
 
     \b
     With the daemon down and a config known, shows the jobs' last runs from the
-    database. Exit codes: 0 running, 3 not running.
+    database. Times are in this shell's time zone (TZ) and carry its name; a
+    schedule shows its job's time zone beside it; --json gives ISO 8601 with
+    offsets. A waiting job says which upstream jobs it waits on.
+    Exit codes: 0 running, 3 not running.
+
+    \b
+    Examples:
+      firelink status -c firelink.yaml
+      firelink status --json --state-dir /var/lib/firelink
     """
     target = Target(state_dir, config_path)
     up, info = target.try_request("status")
@@ -209,6 +217,10 @@ def trigger_cmd(
     upstream failed, interrupted). 2 unknown job or a parameter that is unknown,
     missing or invalid (the message names it and what was expected), 3 daemon not running.
     A paused job is refused (exit 1) unless --force.
+
+    \b
+    Example:
+      firelink trigger report --wait --env SINCE=2026-01-01
     """
     env = _parse_env(env_items)
     target = Target(state_dir, config_path)
@@ -254,11 +266,16 @@ def trigger_cmd(
 
 
 @click.command("stop")
-@click.option("--grace", default=None, callback=duration_param,
+@click.option("--grace", default=None, callback=duration_param, metavar="DURATION",
               help="How long running jobs get to finish (default: the daemon's --grace); 0 stops at once.")
 @locate_options
 def stop_cmd(grace: float | None, state_dir: Path | None, config_path: Path | None, as_json: bool) -> None:
     """Stop the daemon gracefully and wait until it has exited.
+
+    \b
+    Example:
+      firelink stop --grace 2m
+
 
     Exit codes: 0 stopped, 1 error, 3 not running.
     """
@@ -297,6 +314,10 @@ def reload_cmd(state_dir: Path | None, config_path: Path | None, as_json: bool) 
 
     An invalid config is rejected and its errors printed; the old one keeps running.
     Exit codes: 0 reloaded, 1 rejected, 3 not running.
+
+    \b
+    Example:
+      firelink reload -c firelink.yaml
     """
     target = Target(state_dir, config_path)
     try:

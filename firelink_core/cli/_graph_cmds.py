@@ -49,6 +49,11 @@ def graph_cmd(config_path: Path, fmt: str, status: bool, state_dir: Path | None)
     """Print the job dependency graph of CONFIG: each job with its triggers, edges
     labelled with the dependency condition.
 
+    \b
+    Example:
+      firelink graph firelink.yaml --format dot | dot -Tsvg > jobs.svg
+
+
     Exit status: 0, or 1 when the config is invalid (problems printed as by validate).
     """
     config, _plugins = load_config_or_exit(config_path, state_dir=state_dir, interpolate=False)

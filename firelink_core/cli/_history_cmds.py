@@ -204,6 +204,10 @@ def logs_cmd(
     Exit codes: 0, 1 JOB has not run yet, 2 unknown job or no such run (RUN_ID is a
     full id or a unique prefix; an ambiguous one lists the candidates), 3 daemon not
     running (with -f).
+
+    \b
+    Example:
+      firelink logs nightly 3f2a9c1e --tail 50
     """
     target = Target(state_dir, config_path)
     up, run, attempts = _find_run(target, job, run_id)

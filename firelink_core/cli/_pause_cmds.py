@@ -99,6 +99,11 @@ def resume_cmd(
     `catchup` says (skip, latest: one run, all).
 
     \b
+    Example:
+      firelink resume nightly --catch-up
+
+
+    \b
     Exit codes: 0 resumed (a job that was not paused is left as it is), 1 daemon
     error, 2 unknown job or no job named, 3 daemon not running.
     """
@@ -155,6 +160,11 @@ def explain_cmd(
     (ran with its run id; skipped: overlap, paused, past misfire_grace, circuit open;
     held while paused; waiting on an upstream job; upstream failed), then its next due
     time and what it waits for now.
+
+    \b
+    Example:
+      firelink explain nightly
+
 
     \b
     Exit codes: 0, 1 daemon error, 2 unknown job, 3 daemon not running.

@@ -30,7 +30,7 @@ __all__ = ["COMMANDS", "run_cmd"]
     " state_dir, else ~/.local/state/firelink). Env FIRELINK_STATE_DIR.",
 )
 @plugin_option
-@click.option("--grace", default="30s", show_default=True, callback=duration_param,
+@click.option("--grace", default="30s", show_default=True, callback=duration_param, metavar="DURATION",
               help="How long running jobs get to finish on SIGTERM/SIGINT before they are terminated.")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default="text", show_default=True,
               help="Readable lines or one JSON object per line.")
@@ -61,6 +61,10 @@ def run_cmd(
     SIGHUP or `firelink reload`: re-read the config (an invalid one is rejected).
     Exit codes: 0 after a graceful stop, 1 invalid config, already running or a
     daemon error, 2 usage error.
+
+    \b
+    Example:
+      firelink run firelink.yaml --state-dir /var/lib/firelink --grace 1m
     """
     if config is None:
         config = default_config_or_exit("CONFIG")
