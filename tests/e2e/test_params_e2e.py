@@ -94,6 +94,9 @@ def test_params_reach_the_command_and_errors_name_the_parameter(
         "mode": "fast",
         "token": "***",
     }
+    status = daemon.job_status("report")
+    assert status is not None and status["last_run"]["options"]["params"]["day"] == "2026-11-03"
+    assert status["last_run"]["options"]["params"]["token"] == "***"
     shown_runs = daemon.cli("runs").stdout
     assert "day=2026-11-03" in shown_runs and "token=***" in shown_runs, shown_runs
 
