@@ -41,6 +41,9 @@ def event_body(event: RunEvent, context: NotifierContext, *, log_lines: int = 20
         "host": socket.gethostname(),
         "log_tail": context.log_tail(run, log_lines) if log_lines > 0 else "",
     }
+    params = run.options.get("params")
+    if isinstance(params, dict) and params:
+        body["params"] = dict(params)  # as stored: a secret parameter's value is ***
     delay = getattr(event, "delay", None)
     if delay is not None:
         body["retry_in"] = delay

@@ -10,14 +10,21 @@ import socket
 import urllib.request
 from pathlib import Path
 
+from firelink_core.testing import wait_for
+
 from .conftest import FirelinkProcess
 
 SECRET = "p4ram-s3cret-9b1e77"
 
 CONFIG = """\
+notifiers:
+  audit:
+    type: command
+    command: ["sh", "-c", "cat >> {notes}"]
 jobs:
   - name: report
     trigger: manual
+    notify: [{{notifier: audit, on: [success]}}]
     params:
       day: {{type: string, pattern: "^[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}$", description: the day to report}}
       count: {{type: integer, default: 3}}
@@ -48,8 +55,8 @@ def _files_hold(root: Path, text: str) -> list[str]:
 def test_params_reach_the_command_and_errors_name_the_parameter(
     daemon: FirelinkProcess, tmp_path: Path
 ) -> None:
-    out, token = tmp_path / "out.txt", tmp_path / "token.txt"
-    daemon.write_config(CONFIG.format(out=out, token=token))
+    out, token, notes = tmp_path / "out.txt", tmp_path / "token.txt", tmp_path / "notes.json"
+    daemon.write_config(CONFIG.format(out=out, token=token, notes=notes))
     port = _free_port()
     daemon.start("--metrics", f"127.0.0.1:{port}")
 
@@ -94,6 +101,9 @@ def test_params_reach_the_command_and_errors_name_the_parameter(
         "mode": "fast",
         "token": "***",
     }
+    # The notifier heard of the run with its parameters, the secret one masked.
+    heard = wait_for(lambda: notes.exists() and notes.read_text(), 30, message="the notifier ran")
+    assert json.loads(heard)["params"] == run["options"]["params"] and SECRET not in heard
     status = daemon.job_status("report")
     assert status is not None and status["last_run"]["options"]["params"]["day"] == "2026-11-03"
     assert status["last_run"]["options"]["params"]["token"] == "***"
