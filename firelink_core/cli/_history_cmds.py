@@ -66,8 +66,8 @@ def runs_cmd(
       firelink runs --job nightly --state failed --since 7d --json
 
     \b
-    Exit codes: 0, 1 the history cannot be read, 2 unknown job or a bad option, 3 (with
-    the daemon down and no history) never: an empty list is printed.
+    Exit codes: 0 listed (an empty history too), 1 the history cannot be read,
+    2 unknown job, a bad option or cursor.
     """
     if job and job_option and job != job_option:
         raise click.BadParameter(f"the JOB argument says {job!r}, --job {job_option!r}", param_hint="'--job'")
