@@ -17,7 +17,7 @@ from .._control import ControlError, DaemonNotRunning, attempt_from_dict, run_fr
 from ..abc import Storage
 from ..durations import format_duration, parse_duration
 from ..logs import LogCursor, attempt_log_path, read_log
-from ..records import AttemptRecord, RunRecord, RunState
+from ..records import AttemptRecord, RunRecord, RunState, parse_run_cursor
 from ..run_ids import AmbiguousRunId, RunIdError, resolve_run, short_id
 from ._common import EXIT_NOT_RUNNING, EXIT_USAGE, fail
 from ._format import (
@@ -76,6 +76,11 @@ def runs_cmd(
     created_after = _when(since, "--since", now)
     created_before = _when(until, "--until", now)
     page = page or cursor is not None
+    if cursor is not None:
+        try:
+            parse_run_cursor(cursor)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="'--cursor'") from None
     paged = page or created_after is not None or created_before is not None
     target = Target(state_dir, config_path)
     args: dict[str, Any] = {"job": job, "states": list(states) or None, "limit": limit, "attempts": True}
