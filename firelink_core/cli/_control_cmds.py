@@ -11,7 +11,7 @@ from typing import Any, NoReturn
 
 import click
 
-from .._control import ControlError, DaemonNotRunning, run_from_dict
+from .._control import ControlError, DaemonNotRunning, run_from_dict, to_jsonable
 from .._daemon import lock_holder
 from ..durations import format_duration
 from ..records import RunRecord, RunState
@@ -132,20 +132,23 @@ def _status_down(target: Target, message: str, as_json: bool) -> NoReturn:
         sys.exit(EXIT_NOT_RUNNING)
     config = loaded[0]
 
-    async def last_runs(storage: Any) -> dict[str, RunRecord | None]:
+    async def last_runs(storage: Any) -> tuple[dict[str, RunRecord | None], dict[str, Any]]:
         out: dict[str, RunRecord | None] = {}
         for job in config.jobs:
             runs = await storage.list_runs(job.name, limit=1)
             out[job.name] = runs[0] if runs else None
-        return out
+        return out, {pause.job: pause for pause in await storage.list_pauses()}
 
-    lasts = target.read_history(last_runs) or {}
+    lasts, pauses = target.read_history(last_runs) or ({}, {})
     jobs = []
     for job in config.jobs:
         triggers = job.trigger_texts()
         last = lasts.get(job.name)
         state = "disabled" if not job.enabled else ("failing" if last and last.finished and last.state != RunState.SUCCESS else "idle")
-        jobs.append({"name": job.name, "triggers": triggers, "state": state, "last_run": last})
+        if job.enabled and job.name in pauses:
+            state = "paused"
+        jobs.append({"name": job.name, "triggers": triggers, "state": state, "last_run": last,
+                     "paused": pauses.get(job.name)})
     if as_json:
         print_json({"running": False, "reason": message, "state_dir": str(target.state_dir),
                     "config": str(target.config_path), "jobs": jobs})
@@ -160,6 +163,9 @@ def _status_down(target: Target, message: str, as_json: bool) -> NoReturn:
     if rows:
         click.echo()
         click.echo(table(rows, ["JOB", "TRIGGERS", "STATE", "LAST RUN"]))
+    paused = [_paused_text(j["name"], to_jsonable(j["paused"]), now) for j in jobs if j["paused"]]
+    if paused:
+        click.echo("\npaused jobs (firelink resume JOB, once the daemon runs):\n" + "\n".join(paused))
     sys.exit(EXIT_NOT_RUNNING)
 
 

@@ -88,6 +88,11 @@ def test_pause_skips_a_per_second_job_across_a_restart_then_resume_catches_up_on
     # The pause is stored: a restart keeps it, and the fires go on being skipped.
     daemon.signal(__import__("signal").SIGTERM)
     assert daemon.wait_exit() == 0
+    offline = daemon.cli("status", "--json", "-c", str(daemon.config))
+    assert offline.returncode == 3  # the daemon is down: the pause is read from the database
+    tick = next(j for j in json.loads(offline.stdout)["jobs"] if j["name"] == "tick")
+    assert tick["state"] == "paused" and tick["paused"]["reason"] == "database maintenance"
+    assert "tick: since" in daemon.cli("status", "-c", str(daemon.config)).stdout
     daemon.start()
     assert daemon.job_status("tick")["state"] == "paused"
     skipped = len(_skips(daemon, "tick", "paused: database maintenance"))
@@ -98,6 +103,10 @@ def test_pause_skips_a_per_second_job_across_a_restart_then_resume_catches_up_on
     )
     assert {r["id"] for r in _started_runs(daemon, "tick")} == before
 
+    # Fires are on whole seconds: the resume (the command takes about 0.3 s to reach the
+    # daemon) lands away from the next one, which would otherwise stand for the latest
+    # skipped fire (timer.CATCHUP_MERGE: within 0.1 s of it) instead of a catch-up run.
+    wait_for(lambda: time.time() % 1 < 0.15, 2, interval=0.005, message="just after a whole second")
     resumed = _json(daemon.cli("resume", "tick", "--catch-up", "--json"))
     assert resumed["resumed"][0]["resumed"] is True and resumed["resumed"][0]["caught_up"] == 1
 
