@@ -1030,7 +1030,8 @@ class Engine:
         if fire:
             await self.storage.drop_event(event.id)
             self._decide(of_event(event, self.clock.now(), "skipped", reason))
-        elif self._pauses.hold(event):
+        elif self._pauses.hold(event) and event.created_at >= (self.started_at or 0.0):
+            # (an event stored before this start was held, and recorded, by the previous daemon)
             self._decide(of_event(event, self.clock.now(), "held", f"{reason}; runs after resume"))
 
     async def _count_failures(self, run: RunRecord, count: int, tripped: bool) -> None:

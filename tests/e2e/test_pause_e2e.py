@@ -211,6 +211,7 @@ def test_a_paused_watch_job_runs_each_file_created_during_the_pause_after_resume
         message="the events held again after the restart",
     )
     assert daemon.runs("ingest") == []
+    assert len(held()) == 3  # recorded once each, not again by the new daemon
 
     resumed = _json(daemon.cli("resume", "ingest", "--json"))
     assert resumed["resumed"][0]["released"] == 3
