@@ -38,6 +38,8 @@ class JobStatus:
     """Set while the job is paused (``firelink pause``, or its circuit breaker): why and since when."""
     timezone: str = "UTC"
     """The job's time zone: its schedules' times are wall-clock times there."""
+    description: str | None = None
+    """The job's ``description:`` from the config."""
     waiting_on: list[str] = field(default_factory=list)
     """With state ``waiting``: the upstream jobs it waits for."""
     waiting_needs: str | None = None
@@ -108,6 +110,7 @@ def job_status(
         waiting=waiting,
         paused=pause,
         timezone=job.timezone,
+        description=job.description,
         waiting_on=list(waits.jobs) if waits and state == "waiting" else [],
         waiting_needs=waits.needs if waits and state == "waiting" else None,
         waiting_since=waits.since if waits and state == "waiting" else None,

@@ -190,6 +190,7 @@ def test_status_of_a_berlin_job_under_utc_shows_zones(daemon: FirelinkProcess) -
     daemon.write_config("""
         jobs:
           - name: nightly
+            description: Say hi at night.
             trigger: cron
             schedule: "30 2 * * *"
             timezone: Europe/Berlin
@@ -204,6 +205,7 @@ def test_status_of_a_berlin_job_under_utc_shows_zones(daemon: FirelinkProcess) -
     assert re.search(r"0[01]:30:00 UTC \(in ", row), row
     info = daemon.job_status("nightly")
     assert info is not None and info["timezone"] == "Europe/Berlin"
+    assert info["description"] == "Say hi at night."
     assert info["next_due"].endswith("+00:00"), info["next_due"]  # ISO 8601 with its offset
 
 
