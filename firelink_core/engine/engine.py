@@ -1072,6 +1072,10 @@ class Engine:
             task = self._decisions_flush
             if task is not None and task is not asyncio.current_task() and not task.done():
                 task.cancel()
+        # Shielded: cancelling a delayed flush (explain, stop) never loses a batch mid-write.
+        await asyncio.shield(self._write_decisions())
+
+    async def _write_decisions(self) -> None:
         batch = self._decisions.take()
         if not batch:
             return
