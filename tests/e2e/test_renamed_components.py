@@ -126,7 +126,7 @@ def test_the_daemon_and_cli_work_unchanged_with_renamed_components(parts_dir: Pa
     assert fl.cli("validate", str(fl.config), state=False).returncode == 0
     fl.start()
     jobs = {j["name"]: j for j in fl.status()["jobs"]}
-    assert jobs["beat"]["triggers"] == ["tick * * * * * *"]
+    assert jobs["beat"]["triggers"] == ["tick * * * * * * UTC"]  # a schedule shows its job's time zone
     assert jobs["hello"]["triggers"] == ["byhand"]
 
     done = fl.cli("trigger", "hello", "--wait")
