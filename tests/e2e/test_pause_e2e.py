@@ -4,6 +4,7 @@ against the real daemon, driven only through the ``firelink`` command (issue 13)
 from __future__ import annotations
 
 import json
+import signal
 import time
 from typing import Any
 
@@ -86,7 +87,7 @@ def test_pause_skips_a_per_second_job_across_a_restart_then_resume_catches_up_on
     assert "paused (database maintenance)" in refused.stderr and "--force" in refused.stderr
 
     # The pause is stored: a restart keeps it, and the fires go on being skipped.
-    daemon.signal(__import__("signal").SIGTERM)
+    daemon.signal(signal.SIGTERM)
     assert daemon.wait_exit() == 0
     offline = daemon.cli("status", "--json", "-c", str(daemon.config))
     assert offline.returncode == 3  # the daemon is down: the pause is read from the database
