@@ -57,7 +57,10 @@ class PausesAndDecisionsContract:
     def test_decisions_newest_first_per_job_within_limit(
         self, storage: Storage, run: Run[Any]
     ) -> None:
-        first = [decision("jobA", 0, trigger="by-hand", scheduled_for=T0 - 0.5), decision("jobB", 0)]
+        first = [
+            decision("jobA", 0, trigger="by-hand", scheduled_for=T0 - 0.5),
+            decision("jobB", 0),
+        ]
         run(storage.add_decisions(first, keep_last=100))
         run(
             storage.add_decisions(
