@@ -389,7 +389,7 @@ class ControlServer:
         if self.daemon.stopping:
             raise ControlError("stopping", "the daemon is stopping: no new runs")
         from .engine.errors import JobPaused
-        from .engine.params import ParamError
+        from .params import ParamError
 
         extra: dict[str, Any] = {"force": True} if force else {}
         if params:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = [
+    "SECRET_MASK",
     "RunState",
     "RunRecord",
     "AttemptRecord",
@@ -26,6 +27,10 @@ __all__ = [
     "run_cursor",
     "parse_run_cursor",
 ]
+
+SECRET_MASK = "***"
+"""What a stored record (and every display of it) holds in place of a secret value: a value given
+with a request's env, or a ``secret: true`` run parameter. The values stay in the daemon's memory."""
 
 
 class RunState(str, enum.Enum):

@@ -1,5 +1,5 @@
 """Schedule previews (engine/preview.py: next fires, DST notes) and run parameters
-(engine/params.py: reading values by type, defaults, substitution), on real configs."""
+(params.py: reading values by type, defaults, substitution), on real configs."""
 
 from __future__ import annotations
 
@@ -10,13 +10,6 @@ from pathlib import Path
 import pytest
 
 from firelink_core.config import load_config
-from firelink_core.engine.params import (
-    ParamError,
-    command_with_params,
-    resolve,
-    run_params,
-    stored_params,
-)
 from firelink_core.engine.preview import (
     fires_between,
     job_zone,
@@ -25,6 +18,13 @@ from firelink_core.engine.preview import (
     schedule_triggers,
 )
 from firelink_core.model import Config, JobSpec
+from firelink_core.params import (
+    ParamError,
+    command_with_params,
+    resolve,
+    run_params,
+    stored_params,
+)
 from firelink_core.plugins import Plugins
 
 UTC = timezone.utc

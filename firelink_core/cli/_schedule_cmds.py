@@ -12,9 +12,6 @@ import click
 
 from .._control import ControlError, DaemonNotRunning, suggest
 from ..abc import Storage
-from ..engine.backfill import BackfillError, plan_backfill
-from ..engine.errors import EngineError
-from ..engine.preview import MAX_PREVIEW, job_zone, next_fires, parse_instant, schedule_triggers
 from ..model import Config, JobSpec
 from ..plugins import Plugins
 from ._common import EXIT_USAGE, fail
@@ -45,6 +42,8 @@ def _config_job(target: Target, job: str, command: str) -> tuple[Config, Plugins
 
 
 def _instant(text: str | None, job: JobSpec, option: str) -> datetime | None:
+    from ..engine.preview import job_zone, parse_instant
+
     if text is None:
         return None
     try:
@@ -70,7 +69,7 @@ def _utc(moment: datetime) -> str:
 @click.option(
     "-n",
     "count",
-    type=click.IntRange(1, MAX_PREVIEW),
+    type=click.IntRange(min=1),
     default=10,
     show_default=True,
     help="How many fire instants to show.",
@@ -107,6 +106,12 @@ def next_cmd(
     Exit codes: 0 shown, 1 the job has no schedule (or an invalid config),
     2 unknown job, a bad --from or no config.
     """
+    # The engine's modules load here, not with the CLI: validate and status never import them.
+    from ..engine.errors import EngineError
+    from ..engine.preview import MAX_PREVIEW, next_fires, schedule_triggers
+
+    if count > MAX_PREVIEW:
+        raise click.BadParameter(f"at most {MAX_PREVIEW}", param_hint="'-n'")
     target = Target(state_dir, config_path)
     config, plugins, spec = _config_job(target, job, "next")
     after = _instant(from_text, spec, "--from") or datetime.now(timezone.utc)
@@ -256,6 +261,10 @@ def _offline_plan(
     max_parallel: int | None,
 ) -> dict[str, Any]:
     """A dry run with the daemon down: the config's schedule against the stored history."""
+    from ..engine.backfill import BackfillError, plan_backfill
+    from ..engine.errors import EngineError
+    from ..engine.preview import schedule_triggers
+
     config, plugins, spec = _config_job(target, job, "backfill --dry-run with the daemon down")
     start = _instant(from_text, spec, "--from")
     end = _instant(to_text, spec, "--to")

@@ -13,9 +13,9 @@ from ..abc import AttemptRequest, AttemptResult, Storage
 from ..durations import format_duration
 from ..logs import attempt_log_path
 from ..model import JobSpec
+from ..params import PARAMS, command_with_params, param_env, run_params
 from ..records import AttemptRecord, RunRecord, RunState
 from .contexts import Reporter
-from .params import PARAMS, command_with_params, param_env, run_params
 from .requests import is_requested
 from .retries import describe_result, retry_delay, should_retry
 

@@ -35,6 +35,7 @@ from ..events import (
     TriggerEvent,
 )
 from ..model import Config, JobSpec, TriggerSpec
+from ..params import PARAMS, default_params, resolve, secret_env, stored_params
 from ..plugins import Plugins
 from ..records import AttemptRecord, DecisionRecord, PauseRecord, RunRecord, RunState
 from . import retention
@@ -66,7 +67,6 @@ from .errors import EngineError, JobPaused
 from .ids import new_id
 from .notifications import Notifications, terminal_event
 from .outages import Outages
-from .params import PARAMS, default_params, resolve, secret_env, stored_params
 from .pauses import BREAKER, FORCE, USER, Pauses, is_forced, skip_reason
 from .preview import Fire, schedule_triggers
 from .queue import EventQueue

@@ -8,16 +8,13 @@ from typing import Any
 
 from ..abc import Storage, Trigger
 from ..model import JobSpec, TriggerSpec
-from ..records import RunRecord, RunState
+from ..records import SECRET_MASK, RunRecord, RunState
 
 __all__ = ["NEUTRAL_LABEL", "REQUESTED", "SECRET_MASK", "Secrets", "is_requested", "request_spec", "requested_option", "upstream_states"]
 
 REQUESTED = "requested"
 """Key of the flag in an event's and a run's ``options``: made on request, so the request's
 ``env`` overrides the job's own ``env``."""
-SECRET_MASK = "***"
-"""What a run's record holds for each value given with a request's env: the values
-themselves stay in the daemon's memory and reach the run's process only."""
 NEUTRAL_LABEL = "request"
 """The trigger label of runs started by hand when no installed trigger class declares ``on_request``."""
 

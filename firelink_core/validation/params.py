@@ -8,8 +8,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..engine.params import PLACEHOLDER, ParamError, read_value
 from ..model import ParamSpec
+from ..params import PLACEHOLDER, ParamError, read_value
 from .issues import Checks
 
 __all__ = ["check_params"]

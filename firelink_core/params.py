@@ -11,8 +11,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..model import JobSpec, ParamSpec
-from .requests import SECRET_MASK
+from .model import JobSpec, ParamSpec
+from .records import SECRET_MASK
 
 __all__ = [
     "PARAMS",
