@@ -134,11 +134,11 @@ def _decision_row(decision: Mapping[str, Any], now: float) -> list[str]:
     origin = decision.get("trigger") or "-"
     if decision.get("scheduled_for") is not None:
         origin += " @ " + time.strftime(
-            "%Y-%m-%d %H:%M:%S", time.localtime(float(decision["scheduled_for"]))
+            "%Y-%m-%d %H:%M:%S %Z", time.localtime(float(decision["scheduled_for"]))
         )
     outcome = decision["outcome"].replace("_", " ")
     if decision.get("run_id"):
-        outcome += f" (run {decision['run_id']})"
+        outcome += f" (run {str(decision['run_id'])[:8]})"  # tables show 8-character run ids
     return [when(float(decision["at"]), now), origin, outcome, decision.get("reason") or ""]
 
 
