@@ -82,3 +82,27 @@ def test_status_names_the_upstream_a_job_waits_for_and_since_when(tmp_path: Path
             assert status["sync"].state == "idle" and status["sync"].waiting_on == []
 
     asyncio.run(scenario())
+
+
+def test_two_cancels_of_a_running_run_both_see_it_cancelled(tmp_path: Path) -> None:
+    config = textwrap.dedent("""
+        jobs:
+          - name: slow
+            trigger: manual
+            kill_grace: 1s
+            command: [sleep, "60"]
+    """)
+
+    async def scenario() -> None:
+        async with run_engine(config, tmp_path) as h:
+            run_id = await h.trigger("slow")
+            await async_wait_for(lambda: _is(h, run_id, RunState.RUNNING))
+            await async_wait_for(lambda: h.storage.list_attempts(run_id))
+            first, second = await asyncio.wait_for(
+                asyncio.gather(h.engine.cancel(run_id), h.engine.cancel(run_id)), timeout=10
+            )
+            assert first.state is RunState.CANCELLED and second.state is RunState.CANCELLED
+            (attempt,) = await h.storage.list_attempts(run_id)
+            assert attempt.finished_at is not None and "cancelled by hand" in (attempt.error or "")
+
+    asyncio.run(scenario())

@@ -452,8 +452,9 @@ class Engine:
         if how == "ended":
             raise EngineError(f"run {run_id} already ended ({run.state.value})")
         if task is not None:
-            self._cancels.task(run_id)
-            task.cancel()
+            if not self._cancels.is_task(run_id):  # a second cancel only waits: a second
+                self._cancels.task(run_id)  # task.cancel() could cut the end's write short
+                task.cancel()
             try:
                 await asyncio.wait({task})
             finally:
