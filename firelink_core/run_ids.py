@@ -56,7 +56,9 @@ class AmbiguousRunId(RunIdError):
     code = "ambiguous-run"
 
     def __init__(self, text: str, candidates: Sequence[RunRecord]) -> None:
-        listed = "; ".join(f"{run.id} ({run.job}, {run.state.value})" for run in candidates[: CANDIDATES - 1])
+        listed = "; ".join(
+            f"{run.id} ({run.job}, {run.state.value})" for run in candidates[: CANDIDATES - 1]
+        )
         more = ", and more" if len(candidates) >= CANDIDATES else ""
         super().__init__(f"run id prefix {text!r} is ambiguous: it matches {listed}{more}", text)
         self.candidates = list(candidates)
@@ -72,7 +74,9 @@ async def resolve_run(storage: Storage, text: str) -> RunRecord:
     if run is not None:
         return run
     if len(text) < MIN_PREFIX:
-        raise UnknownRunId(f"no run {text!r} (a run id prefix needs at least {MIN_PREFIX} characters)", text)
+        raise UnknownRunId(
+            f"no run {text!r} (a run id prefix needs at least {MIN_PREFIX} characters)", text
+        )
     found = await storage.find_runs_by_prefix(text, limit=CANDIDATES)
     if not found:
         raise UnknownRunId(f"no run {text!r}", text)
