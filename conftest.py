@@ -12,6 +12,7 @@ _PACKAGES = {
     "firelink_s3": ROOT / "plugins" / "firelink_s3" / "firelink_s3",
     "firelink_docker": ROOT / "plugins" / "firelink_docker" / "firelink_docker",
     "firelink_celery": ROOT / "plugins" / "firelink_celery" / "firelink_celery",
+    "firelink_postgres": ROOT / "plugins" / "firelink_postgres" / "firelink_postgres",
 }
 
 

@@ -23,7 +23,10 @@ from firelink_core.testing import fresh_plugins
 
 ROOT = Path(__file__).parent.parent
 PUBLISHED = ROOT / "schema" / "firelink.schema.json"
-FIRST_PARTY = ("firelink_s3.plugin", "firelink_fs.plugin", "firelink_docker.plugin", "firelink_celery.plugin")
+FIRST_PARTY = (
+    "firelink_s3.plugin", "firelink_fs.plugin", "firelink_docker.plugin", "firelink_celery.plugin",
+    "firelink_postgres.plugin",
+)
 REGENERATE = "firelink schema > schema/firelink.schema.json"
 
 
