@@ -39,7 +39,7 @@ from firelink_core.plugin_api import (
 )
 
 from . import _queries as q
-from ._dsn import describe, is_dsn, scrub
+from ._dsn import describe, is_dsn, resolve, scrub
 from ._rows import (
     attempt_from_row,
     column_value,
@@ -132,6 +132,11 @@ class PostgresStorage(Storage):
     def __init__(self, options: Mapping[str, Any], context: StorageContext) -> None:
         super().__init__(options, context)
         self.dsn = str(options.get("dsn", ""))
+        self._dsn_problem: str | None = None
+        try:
+            self.dsn = resolve(self.dsn)
+        except ValueError as exc:
+            self._dsn_problem = f"storage option dsn: {exc}"  # reported by open()
         self.schema = str(options.get("schema", "firelink"))
         self.pool_size = int(options.get("pool_size", 5))
         self.readonly = False
@@ -160,7 +165,10 @@ class PostgresStorage(Storage):
     def _logger(self) -> logging.Logger:
         return getattr(self.context, "logger", None) or log
 
-    def _timeout(self) -> float:
+    def _checked_timeout(self) -> float:
+        """The connect timeout, once the options were found usable (``StorageError`` if not)."""
+        if self._dsn_problem is not None:
+            raise StorageError(self._dsn_problem)
         try:
             return parse_duration(self.options.get("connect_timeout", "10s"))
         except ValueError as exc:
@@ -173,7 +181,7 @@ class PostgresStorage(Storage):
     async def open(self) -> None:
         if self._pool is not None:
             return
-        timeout = self._timeout()
+        timeout = self._checked_timeout()
         conn = await self._connect(timeout)
         try:
             before, after = await migrate(conn, self.schema, self.migrations)
@@ -195,7 +203,7 @@ class PostgresStorage(Storage):
         self._pool = await self._open_pool(timeout)
 
     async def open_readonly(self) -> bool:
-        timeout = self._timeout()
+        timeout = self._checked_timeout()
         self.readonly = True
         conn = await self._connect(timeout)
         try:
@@ -303,7 +311,7 @@ class PostgresStorage(Storage):
             raise self._error(exc) from None
         except PoolTimeout:
             raise StorageError(
-                f"{self.where}: no connection available within {self._timeout():g}s"
+                f"{self.where}: no connection available within {self._checked_timeout():g}s"
             ) from None
 
     async def _read(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
