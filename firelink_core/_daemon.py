@@ -148,6 +148,28 @@ def lock_holder(state_dir: Path) -> int | None:
         os.close(fd)
 
 
+def process_exited(pid: int) -> bool:
+    """Whether process ``pid`` has exited: gone, or a zombie its parent has not reaped yet.
+
+    The daemon releases its lock a moment before the process ends (interpreter shutdown), so
+    ``firelink stop`` waits for this too: a ``run`` started right after it never meets the old one.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # "pid (comm) S ...": the state follows the last ')' (comm may hold spaces and parens)
+            return stat.read().rpartition(b")")[2].split()[0] in (b"Z", b"X")
+    except FileNotFoundError:
+        return True
+    except OSError:  # no /proc: ask the kernel whether the pid exists
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        except PermissionError:
+            return False
+        return False
+
+
 # --------------------------------------------------------------------------- logging
 
 _RECORD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}

@@ -316,3 +316,21 @@ def test_a_state_dir_group_writable_by_the_users_own_group_is_accepted(tmp_path:
     os.chown(state / "logs" / "job", -1, os.getegid() + 1)
     with pytest.raises(UnsafeStateDir, match="other users may write in it"):
         check_state_dir(state)
+
+
+def test_process_exited_counts_an_unreaped_child_as_exited() -> None:
+    """`firelink stop` waits for this after the lock is free: a zombie has exited, a sleeper has not."""
+    from firelink_core._daemon import process_exited
+    from firelink_core.testing import wait_for
+
+    sleeper = subprocess.Popen(["sleep", "30"])
+    quick = subprocess.Popen(["true"])
+    try:
+        assert not process_exited(sleeper.pid)
+        wait_for(lambda: process_exited(quick.pid), 10, message="the unreaped child counts as exited")
+        assert quick.returncode is None  # still a zombie: nobody reaped it yet
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+        quick.wait()
+    assert process_exited(quick.pid)

@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 import click
 
 from .._control import ControlError, DaemonNotRunning, run_from_dict, to_jsonable
-from .._daemon import lock_holder
+from .._daemon import lock_holder, process_exited
 from ..durations import format_duration
 from ..records import RunRecord, RunState
 from ._common import EXIT_FAILURE, EXIT_NOT_RUNNING, duration_param, fail
@@ -303,7 +303,7 @@ def stop_cmd(grace: float | None, state_dir: Path | None, config_path: Path | No
         if exc.code not in ("closed",):
             control_failure(exc)
     deadline = time.monotonic() + 30
-    while lock_holder(target.state_dir):
+    while lock_holder(target.state_dir) or (isinstance(pid, int) and pid > 0 and not process_exited(pid)):
         if time.monotonic() > deadline:
             fail(f"firelink (pid {pid}) stopped its engine but has not exited yet")
         time.sleep(0.05)
