@@ -55,6 +55,7 @@ from ._schema import (
     MIGRATIONS,
     RUN_COLUMNS,
     Migration,
+    lock_key,
     migrate,
     read_version,
 )
@@ -141,6 +142,7 @@ class PostgresStorage(Storage):
         self.pool_size = int(options.get("pool_size", 5))
         self.readonly = False
         self._pool: AsyncConnectionPool | None = None
+        self._guard: AsyncConnection | None = None
         self._dedupe_adds = 0
 
     @classmethod
@@ -190,17 +192,34 @@ class PostgresStorage(Storage):
                 self._logger.info(
                     "%s: schema migrated from version %d to %d", self.where, before, after
                 )
+            await self._hold_the_schema(conn)
             # Expiry is measured against the newest stored key (event time, not this
             # machine's clock), the same reference add_event uses.
             await conn.execute(
                 "DELETE FROM event_dedupe WHERE created_at < (SELECT MAX(created_at) FROM event_dedupe) - %s",
                 (DEDUPE_SECONDS,),
             )
-        except psycopg.Error as exc:
-            raise self._error(exc) from None
-        finally:
-            await conn.close()
-        self._pool = await self._open_pool(timeout)
+            self._pool = await self._open_pool(timeout)
+        except BaseException as exc:
+            await conn.close()  # ends the session: its lock on the schema goes with it
+            if isinstance(exc, psycopg.Error):
+                raise self._error(exc) from None
+            raise
+        self._guard = conn
+
+    async def _hold_the_schema(self, conn: AsyncConnection) -> None:
+        """One daemon per schema for now: a session advisory lock, held by this connection
+        (idle, outside the pool) until ``close()``, refuses a second daemon."""
+        cur = await conn.execute(
+            "SELECT pg_try_advisory_lock(%s)", (lock_key(f"{self.schema}:daemon"),)
+        )
+        row = await cur.fetchone()
+        if not (row and row[0]):
+            raise StorageError(
+                f"{self.where} is in use by another firelink daemon: one daemon per schema (several"
+                " daemons on one database are not supported yet). Stop the other one, or give this"
+                " one another schema."
+            )
 
     async def open_readonly(self) -> bool:
         timeout = self._checked_timeout()
@@ -291,8 +310,13 @@ class PostgresStorage(Storage):
 
     async def close(self) -> None:
         pool, self._pool = self._pool, None
-        if pool is not None:
-            await pool.close()
+        guard, self._guard = self._guard, None
+        try:
+            if pool is not None:
+                await pool.close()
+        finally:
+            if guard is not None:
+                await guard.close()
 
     # plumbing -------------------------------------------------------------
     @asynccontextmanager

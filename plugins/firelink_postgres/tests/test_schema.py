@@ -44,21 +44,35 @@ def _query(dsn: str, schema: str, query: str) -> list[tuple[Any, ...]]:
 def test_daemons_opening_a_fresh_schema_together_migrate_it_once(
     postgres_server, schema_name, tmp_path
 ) -> None:
+    """Four daemons start at once on a new schema (its last step is slow, so they overlap):
+    the migration runs once, without a DDL error, and then one daemon holds the schema."""
     storages = [
         _storage(_WithASlowStep, postgres_server.dsn, schema_name, tmp_path) for _ in range(4)
     ]
 
-    async def open_all() -> None:
-        await asyncio.gather(*(s.open() for s in storages))
-        await asyncio.gather(*(s.create_run(_run(f"r{i}")) for i, s in enumerate(storages)))
-        await asyncio.gather(*(s.close() for s in storages))
+    async def scenario() -> list[BaseException | None]:
+        outcomes = await asyncio.gather(*(s.open() for s in storages), return_exceptions=True)
+        winner = next(s for s, outcome in zip(storages, outcomes, strict=True) if outcome is None)
+        await winner.create_run(_run("r1"))
+        await winner.close()
+        # Once it stopped, another daemon takes the schema over.
+        after = _storage(_WithASlowStep, postgres_server.dsn, schema_name, tmp_path)
+        await after.open()
+        try:
+            assert [r.id for r in await after.list_runs()] == ["r1"]
+        finally:
+            await after.close()
+        return outcomes
 
-    asyncio.run(open_all())
+    outcomes = asyncio.run(scenario())
+    refused = [str(o) for o in outcomes if o is not None]
+    assert len(refused) == 3, outcomes
+    for message in refused:
+        assert "is in use by another firelink daemon: one daemon per schema" in message, message
     assert _query(postgres_server.dsn, schema_name, f"SELECT version FROM {VERSION_TABLE}") == [
         (2,)
     ]
     assert _query(postgres_server.dsn, schema_name, "SELECT n FROM applied") == [(1,)]
-    assert _query(postgres_server.dsn, schema_name, "SELECT count(*) FROM runs") == [(4,)]
 
 
 def test_an_existing_schema_gets_only_the_missing_step(
