@@ -6,20 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from ..abc import ScheduleTrigger, Storage
-from ..model import JobSpec
+from ..model import Config, JobSpec
+from ..plugins import Plugins
 from ..records import RunRecord, RunState
 from .dispatch import BACKFILL, NO_DOWNSTREAM
 from .ids import new_id
-from .preview import Fire, fires_between
+from .preview import Fire, fires_between, schedule_triggers
 from .timer import fire_event
 
-__all__ = ["BackfillError", "BackfillPlan", "backfill_event", "feed", "plan_backfill"]
+__all__ = ["BackfillError", "BackfillPlan", "Backfills", "backfill_event", "feed", "plan_backfill"]
 
 log = logging.getLogger("firelink.engine")
 
@@ -169,3 +170,82 @@ async def feed(
     finally:
         for task in waits:
             task.cancel()
+
+
+class Backfills:
+    """``Engine.backfill``: plans a backfill and feeds its runs to the event queue.
+
+    ``emit`` is the engine's entry to its event queue, ``wait_run`` waits for a run's end,
+    ``spawn`` runs a feed in the background and ``stopping`` says the engine is stopping."""
+
+    def __init__(
+        self,
+        *,
+        storage: Storage,
+        plugins: Plugins,
+        emit: Callable[..., Awaitable[Any]],
+        wait_run: Callable[[str], Awaitable[Any]],
+        spawn: Callable[[Coroutine[Any, Any, Any]], Any],
+        stopping: Callable[[], bool],
+    ) -> None:
+        self._storage = storage
+        self._plugins = plugins
+        self._emit = emit
+        self._wait_run = wait_run
+        self._spawn = spawn
+        self._stopping = stopping
+
+    async def backfill(
+        self,
+        job: JobSpec,
+        config: Config,
+        start: datetime,
+        end: datetime,
+        *,
+        max_parallel: int | None,
+        dry_run: bool,
+        rerun: bool,
+        downstream: bool,
+    ) -> dict[str, Any]:
+        """One run of ``job`` per schedule instant in ``[start, end)`` without a run yet (every
+        instant with ``rerun``); return the plan. With ``max_parallel``, the runs are fed in
+        the background, that many unfinished at a time."""
+        triggers = schedule_triggers(job, self._plugins, config)
+        plan = await plan_backfill(self._storage, job, triggers, start, end, rerun=rerun)
+        answer = plan.as_dict(
+            dry_run=dry_run, rerun=rerun, downstream=downstream, max_parallel=max_parallel
+        )
+        if dry_run or not plan.to_run:
+            return answer
+        by_key = {trigger.spec.key: trigger for trigger in triggers}
+
+        async def emit_one(fire: Fire) -> None:
+            trigger = by_key[fire.trigger]
+            payload, env, options, dedupe_key = backfill_event(
+                plan, fire, trigger, downstream=downstream
+            )
+            due = fire.at.timestamp()
+            await self._emit(
+                trigger.spec,
+                payload,
+                env,
+                dedupe_key=dedupe_key,
+                scheduled_for=due,
+                run_id=plan.run_ids[due],
+                options=options,
+            )
+
+        log.info(
+            "backfill %s of %s: %d run(s) from %s to %s",
+            plan.id,
+            job.name,
+            len(plan.to_run),
+            start.isoformat(),
+            end.isoformat(),
+        )
+        work = feed(plan, emit_one, self._wait_run, max_parallel, self._stopping)
+        if max_parallel:
+            self._spawn(work)
+        else:
+            await work
+        return answer

@@ -30,14 +30,13 @@ from ..events import (
     RunRecovered,
     RunRetrying,
     RunStarted,
-    RunTripped,
     RunWaiting,
     TriggerEvent,
 )
 from ..model import Config, JobSpec, TriggerSpec
-from ..params import PARAMS, default_params, resolve, secret_env, stored_params
+from ..params import PARAMS, default_params, stored_params
 from ..plugins import Plugins
-from ..records import AttemptRecord, DecisionRecord, PauseRecord, RunRecord, RunState
+from ..records import AttemptRecord, PauseRecord, RunRecord, RunState
 from . import retention
 from .attempts import (
     START_WRITE_DELAY,
@@ -47,14 +46,14 @@ from .attempts import (
     attempt_request,
     begin_attempt,
 )
-from .backfill import backfill_event, feed, plan_backfill
-from .breaker import CHECKPOINT_NAMESPACE as BREAKER_COUNTS
-from .breaker import Breaker, trip_reason
-from .cancels import CANCELLED, Cancels, how_to_cancel
+from .backfill import Backfills
+from .breaker import Breaker
+from .cancels import CANCELLED, Canceller, Cancels
 from .components import Executors, Triggers, make_storage
 from .conditions import DONE_STATES, Conditions, build_dag
 from .contexts import Reporter
-from .decisions import FLUSH_DELAY, KEEP_DECISIONS, Decisions, explain_answer, of_event, of_run
+from .decision_log import DecisionLog
+from .decisions import explain_answer, of_run
 from .dispatch import (
     RETRY_OF,
     base_run,
@@ -63,18 +62,18 @@ from .dispatch import (
     waiting_run,
     with_overlap,
 )
-from .errors import EngineError, JobPaused
+from .errors import EngineError
 from .ids import new_id
 from .notifications import Notifications, terminal_event
 from .outages import Outages
-from .pauses import BREAKER, FORCE, USER, Pauses, is_forced, skip_reason
-from .preview import Fire, schedule_triggers
+from .pause_control import PauseControl
+from .pauses import Pauses, is_forced, skip_reason
 from .queue import EventQueue
 from .recovery import CRASHED, Recovery, replacement_run, take_over
 from .reload import ReloadResult, carry_over, diff_jobs, diff_notifiers
-from .requests import Secrets, request_spec, requested_option, upstream_states
+from .requests import Secrets, request_run, requested_option, upstream_states
 from .retention import Retention
-from .retry import failed_origin, retry_event
+from .retry import retry_run
 from .schedules import Schedules
 from .slots import DEFAULT_MAX_PARALLEL, Slots
 from .status import JobOutcomes, JobStatus, job_status
@@ -105,6 +104,9 @@ class Engine:
 
     started_at: float | None
     _schedules: Schedules
+    _pausing: PauseControl
+    _canceller: Canceller
+    _backfills: Backfills
     """Made by ``start()``, once storage is open."""
 
     def __init__(
@@ -142,8 +144,7 @@ class Engine:
         self._secrets = Secrets()
         self._pauses = Pauses()
         self._breaker = Breaker()
-        self._decisions = Decisions()
-        self._decisions_flush: asyncio.Task[None] | None = None
+        self._journal = DecisionLog(lambda: self.storage, lambda: self._stop_task is not None)
         self._cancels = Cancels()
         self._dag_lock = asyncio.Lock()
         self._log_folders = LogFolders(config.state_dir)
@@ -214,9 +215,11 @@ class Engine:
         """Open storage, recover after a crash, start executors, triggers, the timer and dispatcher."""
         self.started_at = self.clock.now()
         await self.storage.open()
-        self._schedules = Schedules(self._timer, self.storage, self._emit, skipping=self._skipping, note=self._decide)
+        self._schedules = Schedules(self._timer, self.storage, self._emit, skipping=self._pauses.skipping,
+                                    note=self._journal.note)
+        self._start_operations()
         try:
-            await self._load_pauses()
+            await self._pausing.load(self._jobs.values())
             await self._start_components(self._jobs.values())
             await self._load_history()
             await self._recover()
@@ -237,6 +240,22 @@ class Engine:
             raise
         self._loop_task = asyncio.get_running_loop().create_task(self._loop(), name="firelink-engine")
         self._timer.wake.set()
+
+    def _start_operations(self) -> None:
+        """The parts behind the operations by hand (pause, cancel, backfill), once storage is open."""
+        self._pausing = PauseControl(
+            storage=self.storage, clock=self.clock, pauses=self._pauses, breaker=self._breaker,
+            schedules=self._schedules, trigger_classes=self.plugins.triggers, note=self._journal.note,
+            run_event=self._run_event, release=self._events.append, wake=self._timer.wake.set,
+            started_at=self.started_at or 0.0,
+        )
+        self._canceller = Canceller(
+            storage=self.storage, clock=self.clock, cancels=self._cancels, tasks=self._tasks,
+            dag_lock=self._dag_lock, conditions=self._conditions, slots=self._slots,
+            release=self._release, terminal=self._terminal,
+        )
+        self._backfills = Backfills(storage=self.storage, plugins=self.plugins, emit=self._emit,
+                                    wait_run=self.wait_run, spawn=self._spawn, stopping=lambda: self._stopping)
 
     async def _start_components(self, jobs: Iterable[JobSpec]) -> None:
         await self._executors.start(jobs, self.config)
@@ -276,7 +295,7 @@ class Engine:
         if self._bg:
             await asyncio.gather(*list(self._bg), return_exceptions=True)
         await self._notifications.drain()
-        await self._flush_decisions(wait=False)
+        await self._journal.flush(wait=False)
         await self._close_components()
 
     async def _start_triggers(self, job: JobSpec, *, defer_schedules: bool = False) -> None:
@@ -368,21 +387,10 @@ class Engine:
         spec_job = self._jobs.get(job)
         if spec_job is None:
             raise KeyError(job)
-        values = resolve(spec_job, params)
-        pause = self._pauses.get(job)
-        if pause is not None and not force:
-            raise JobPaused(pause)
-        spec, key, cls = request_spec(spec_job, self._triggers.requests.get(job), self.plugins.triggers())
-        run_id = new_id()
-        options: dict[str, Any] = {"with_upstream": True} if with_upstream else {}
-        if values:
-            options[PARAMS] = stored_params(spec_job, values)
-            env = {**(env or {}), **secret_env(spec_job, values)}
-        if pause is not None:
-            options[FORCE] = True
-        payload = cls.request_payload(with_upstream=with_upstream)
-        await self._emit(spec, payload, env, run_id=run_id, options=options, key=key, requested=True)
-        return run_id
+        return await request_run(
+            spec_job, env, pause=self._pauses.get(job), started=self._triggers.requests.get(job),
+            classes=self.plugins.triggers(), emit=self._emit, with_upstream=with_upstream, force=force, params=params,
+        )
 
     async def backfill(
         self, job: str, start: datetime, end: datetime, *, max_parallel: int | None = None, dry_run: bool = False,
@@ -395,45 +403,16 @@ class Engine:
         spec_job = self._jobs.get(job)
         if spec_job is None:
             raise KeyError(job)
-        triggers = schedule_triggers(spec_job, self.plugins, self.config)
-        plan = await plan_backfill(self.storage, spec_job, triggers, start, end, rerun=rerun)
-        answer = plan.as_dict(dry_run=dry_run, rerun=rerun, downstream=downstream, max_parallel=max_parallel)
-        if dry_run or not plan.to_run:
-            return answer
-        by_key = {trigger.spec.key: trigger for trigger in triggers}
-
-        async def emit_one(fire: Fire) -> None:
-            trigger = by_key[fire.trigger]
-            payload, env, options, dedupe_key = backfill_event(plan, fire, trigger, downstream=downstream)
-            due = fire.at.timestamp()
-            await self._emit(trigger.spec, payload, env, dedupe_key=dedupe_key, scheduled_for=due,
-                             run_id=plan.run_ids[due], options=options)
-
-        log.info("backfill %s of %s: %d run(s) from %s to %s", plan.id, job, len(plan.to_run),
-                 start.isoformat(), end.isoformat())
-        work = feed(plan, emit_one, self.wait_run, max_parallel, lambda: self._stopping)
-        if max_parallel:
-            self._spawn(work)
-        else:
-            await work
-        return answer
+        return await self._backfills.backfill(spec_job, self.config, start, end, max_parallel=max_parallel,
+                                              dry_run=dry_run, rerun=rerun, downstream=downstream)
 
     async def retry(self, run_id: str, *, from_failed: bool = False) -> dict[str, Any]:
         """A new run of the run's job with the same event data and parameters, its
         ``parent_run`` the old run; ``from_failed``: of the run in its dependency chain that
         failed (its downstream jobs then follow through the DAG). LookupError for an unknown
         run, KeyError for a job no longer configured, ``RetryError`` for a run that cannot be."""
-        old = await self.storage.get_run(run_id)
-        if old is None:
-            raise LookupError(run_id)
-        target = await failed_origin(self.storage, old) if from_failed else old
-        if target.job not in self._jobs:
-            raise KeyError(target.job)
-        spec, key, payload, env, options = retry_event(target)
-        new_run = new_id()
-        await self._emit(spec, payload, env, run_id=new_run, options=options, key=key,
-                         scheduled_for=target.scheduled_for)
-        return {"run_id": new_run, "job": target.job, "retry_of": target.id}
+        return await retry_run(self.storage, self._emit, run_id, from_failed=from_failed,
+                               configured=self._jobs.__contains__)
 
     async def wait_run(self, run_id: str, timeout: float | None = None) -> RunRecord:
         """Wait until the run reaches a terminal state; return it (TimeoutError at the deadline)."""
@@ -444,42 +423,7 @@ class Engine:
         it ended first). A queued, waiting or retrying run ends at once; a running one gets
         its job's stop signal and ``kill_grace`` from the executor. ``KeyError`` for an
         unknown run, ``EngineError`` for a run that already ended."""
-        run = await self.storage.get_run(run_id)
-        if run is None:
-            raise KeyError(run_id)
-        task = self._tasks.get(run_id)
-        how = how_to_cancel(run, task is not None)
-        if how == "ended":
-            raise EngineError(f"run {run_id} already ended ({run.state.value})")
-        if task is not None:
-            if not self._cancels.is_task(run_id):  # a second cancel only waits: a second
-                self._cancels.task(run_id)  # task.cancel() could cut the end's write short
-                task.cancel()
-            try:
-                await asyncio.wait({task})
-            finally:
-                self._cancels.task_done(run_id)
-            ended = await self.storage.get_run(run_id)
-            if ended is not None and ended.finished:
-                return ended
-            # Cancelled before its executor started (claiming): nothing ran, end it here.
-        elif how == "waiting":
-            async with self._dag_lock:
-                waiting = self._conditions.find_waiting(run_id)
-                if waiting is not None and self._conditions.is_waiting(waiting):
-                    self._conditions.unwait(waiting)
-        elif how == "retrying":
-            self._cancels.retry(run_id)
-        else:
-            held = self._slots.remove(run_id, run.job)
-            if held:
-                self._release(run.job)
-        now = self.clock.now()
-        run = await self.storage.update_run(run_id, state=RunState.CANCELLED, finished_at=now, reason=CANCELLED)
-        self._terminal(run, None)
-        if how == "retrying":
-            self._release(run.job)
-        return run
+        return await self._canceller.cancel(run_id)
 
     # ------------------------------------------------------------------ the loop
     async def _loop(self) -> None:
@@ -569,7 +513,7 @@ class Engine:
             self._secrets.forget(event.run_id)
             return
         if job.name in self._pauses and not is_forced(event.options):
-            await self._paused_event(event)
+            await self._pausing.paused_event(event)
             return
         base = base_run(event, job, self.clock.now())
         flag = {**requested_option(event.options), **carried_options(event.options)}
@@ -776,7 +720,7 @@ class Engine:
         self._secrets.forget(run.id)
         counted = self._breaker.finished(job, run)
         if counted is not None:
-            self._spawn(self._count_failures(run, *counted))
+            self._spawn(self._pausing.count_failures(job, run, *counted))
         if followers is not None:
             self._spawn(self._follow_up(run, followers))
         if job is not None and run.state in DONE_STATES:
@@ -787,7 +731,7 @@ class Engine:
     async def _finish_waiting(self, run: RunRecord, state: RunState, reason: str) -> None:
         now = self.clock.now()
         run = await self.storage.update_run(run.id, state=state, finished_at=now, reason=reason)
-        self._decide(of_run(run, now))
+        self._journal.note(of_run(run, now))
         self._terminal(run, None)
 
     def _hold_waiting(self, job: JobSpec, run: RunRecord) -> None:
@@ -823,7 +767,7 @@ class Engine:
         try:
             if verdict == "run":
                 run = await self.storage.update_run(run.id, state=RunState.QUEUED, reason=reason)
-                self._decide(of_run(run, self.clock.now()))
+                self._journal.note(of_run(run, self.clock.now()))
                 self._run_event(RunQueued(run=run, detail=reason))
                 self._enqueue(job, run)
             elif verdict == "upstream_failed":
@@ -841,7 +785,7 @@ class Engine:
         pause = self._pauses.get(job.name)
         if pause is not None:
             # Not made: the next upstream finish after the resume decides again.
-            self._decide(dataclasses.replace(of_run(run, self.clock.now()), outcome="skipped",
+            self._journal.note(dataclasses.replace(of_run(run, self.clock.now()), outcome="skipped",
                                              reason=skip_reason(pause), run_id=None))
             return
         if run.state is RunState.UPSTREAM_FAILED:
@@ -938,48 +882,14 @@ class Engine:
         wait for ``resume``. Stored, so a restart or a reload keeps it. Returns each job's pause
         and whether this call made it (a paused job keeps its pause). KeyError for an unknown
         job, before anything is paused."""
-        names = self._known(jobs)
-        out = []
-        for name in names:
-            pause = self._pauses.get(name)
-            if pause is not None:
-                out.append((pause, False))
-                continue
-            pause = PauseRecord(job=name, since=self.clock.now(), reason=reason, by=USER)
-            await self.storage.set_pause(pause)
-            self._pauses.paused(pause)
-            self._decide(DecisionRecord(job=name, at=pause.since, outcome="paused", reason=reason))
-            log.info("job %s paused%s", name, f": {reason}" if reason else "")
-            out.append((pause, True))
-        return out
+        return await self._pausing.pause(self._known(jobs), reason)
 
     async def resume(self, jobs: Iterable[str], *, catch_up: bool = False) -> list[dict[str, Any]]:
         """Resume paused jobs: the events held meanwhile are dispatched, the failure count of
         the circuit breaker is reset; ``catch_up``: the fires skipped during the pause are
         caught up per the job's ``catchup``, else schedules go on from now. KeyError for an
         unknown job, before anything is resumed."""
-        out = []
-        for name in self._known(jobs):
-            if self._breaker.reset(name):
-                await self.storage.set_checkpoint(BREAKER_COUNTS, name, 0)
-            pause = await self.storage.clear_pause(name) or self._pauses.get(name)
-            held = self._pauses.resumed(name)
-            if pause is None:
-                out.append({"job": name, "resumed": False})
-                continue
-            for event in held:
-                self._events.append(event)
-            caught = 0
-            if catch_up:
-                for spec in self._jobs[name].triggers:
-                    caught += await self._schedules.catch_up_since(spec.key, pause.since)
-            detail = f"{len(held)} held event(s) released" + (f", {caught} fire(s) caught up" if catch_up else "")
-            self._decide(DecisionRecord(job=name, at=self.clock.now(), outcome="resumed", reason=detail))
-            log.info("job %s resumed: %s", name, detail)
-            out.append({"job": name, "resumed": True, "paused_since": pause.since, "reason": pause.reason,
-                        "by": pause.by, "released": len(held), "caught_up": caught})
-        self._timer.wake.set()
-        return out
+        return await self._pausing.resume([self._jobs[name] for name in self._known(jobs)], catch_up=catch_up)
 
     def paused_jobs(self) -> list[str]:
         """The names of the paused jobs."""
@@ -991,10 +901,8 @@ class Engine:
         spec = self._jobs.get(job)
         if spec is None:
             raise KeyError(job)
-        await self._flush_decisions(wait=False)
-        decisions = await self.storage.list_decisions(job, limit=limit)
-        status = job_status(spec, triggers=self._triggers, timer=self._timer, slots=self._slots,
-                            conditions=self._conditions, outcomes=self._outcomes, pause=self._pauses.get(job))
+        decisions = await self._journal.read(job, limit)
+        status = self._job_status(spec)
         upstream = spec.depends_on.jobs if spec.depends_on else ()
         return explain_answer(decisions, status, self._pauses.get(job), self._pauses.held(job), self.clock.now(),
                               upstream)
@@ -1006,85 +914,10 @@ class Engine:
                 raise KeyError(name)
         return names
 
-    async def _load_pauses(self) -> None:
-        """The stored pauses and breaker counts, before any stored event is dispatched."""
-        self._pauses.load(await self.storage.list_pauses())
-        counts = [
-            (job.name, int(await self.storage.get_checkpoint(BREAKER_COUNTS, job.name) or 0))
-            for job in self._jobs.values()
-            if job.pause_after_failures is not None
-        ]
-        self._breaker.load(counts)
-
-    def _skipping(self, job: str) -> str | None:
-        """Why the job's schedule fires are skipped now, None while it is not paused."""
-        pause = self._pauses.get(job)
-        return skip_reason(pause) if pause is not None else None
-
-    async def _paused_event(self, event: TriggerEvent) -> None:
-        """An event of a paused job: a schedule's fire is skipped (and recorded), any other
-        event is held, still pending in storage, until the job is resumed."""
-        pause = self._pauses.get(event.job)
-        reason = skip_reason(pause) if pause is not None else "paused"
-        cls = self.plugins.triggers().get(event.trigger)
-        fire = isinstance(cls, type) and issubclass(cls, ScheduleTrigger) and str(event.dedupe_key).startswith("fire:")
-        if fire:
-            await self.storage.drop_event(event.id)
-            self._decide(of_event(event, self.clock.now(), "skipped", reason))
-        elif self._pauses.hold(event) and event.created_at >= (self.started_at or 0.0):
-            # (an event stored before this start was held, and recorded, by the previous daemon)
-            self._decide(of_event(event, self.clock.now(), "held", f"{reason}; runs after resume"))
-
-    async def _count_failures(self, run: RunRecord, count: int, tripped: bool) -> None:
-        """Store the job's consecutive failures; at ``pause_after_failures``, pause the job
-        (the breaker opens) and send the ``tripped`` run event."""
-        job = self._job(run.job)
-        trip = tripped and job is not None and job.pause_after_failures is not None and run.job not in self._pauses
-        if trip:
-            assert job is not None and job.pause_after_failures is not None
-            reason = trip_reason(job.pause_after_failures)
-            pause = PauseRecord(job=run.job, since=self.clock.now(), reason=reason, by=BREAKER)
-            self._pauses.paused(pause)  # first: a failure finishing meanwhile does not trip it twice
-            await self.storage.set_pause(pause)
-            log.warning("job %s paused by its circuit breaker after %s; `firelink resume %s` resumes it",
-                        run.job, reason, run.job)
-            self._decide(DecisionRecord(job=run.job, at=pause.since, outcome="tripped", reason=reason, run_id=run.id))
-            why = f"paused after {reason}: `firelink resume {run.job}` resumes it"
-            self._run_event(RunTripped(run=dataclasses.replace(run, reason=why), detail=why))
-        await self.storage.set_checkpoint(BREAKER_COUNTS, run.job, count)
-
     def _created(self, run: RunRecord) -> None:
         """A run was stored: conditions note it, and it is recorded as the decision it stands for."""
         self._conditions.note_created(run)
-        self._decide(of_run(run, self.clock.now()))
-
-    def _decide(self, decision: DecisionRecord) -> None:
-        """Note a decision; a background write takes it with the others of the next moment."""
-        self._decisions.note(decision)
-        if self._stop_task is None and (self._decisions_flush is None or self._decisions_flush.done()):
-            self._decisions_flush = asyncio.get_running_loop().create_task(self._flush_decisions())
-
-    async def _flush_decisions(self, *, wait: bool = True) -> None:
-        """Write the decisions noted so far in one call (after ``FLUSH_DELAY`` when ``wait``).
-        A failed write keeps them for the next one: decisions never fail the engine."""
-        if wait:
-            await asyncio.sleep(FLUSH_DELAY)
-        else:
-            task = self._decisions_flush
-            if task is not None and task is not asyncio.current_task() and not task.done():
-                task.cancel()
-        # Shielded: cancelling a delayed flush (explain, stop) never loses a batch mid-write.
-        await asyncio.shield(self._write_decisions())
-
-    async def _write_decisions(self) -> None:
-        batch = self._decisions.take()
-        if not batch:
-            return
-        try:
-            await self.storage.add_decisions(batch, keep_last=KEEP_DECISIONS)
-        except Exception as exc:  # noqa: BLE001 - diagnostics only: kept for the next write
-            log.warning("could not record %d engine decision(s): %s", len(batch), exc)
-            self._decisions.put_back(batch)
+        self._journal.note(of_run(run, self.clock.now()))
 
     # ------------------------------------------------------------------ reload and status
     async def reload(self, config: Config) -> ReloadResult:
@@ -1121,11 +954,11 @@ class Engine:
 
     def status(self) -> list[JobStatus]:
         """One entry per configured job."""
-        return [
-            job_status(job, triggers=self._triggers, timer=self._timer, slots=self._slots,
-                       conditions=self._conditions, outcomes=self._outcomes, pause=self._pauses.get(job.name))
-            for job in self._jobs.values()
-        ]
+        return [self._job_status(job) for job in self._jobs.values()]
+
+    def _job_status(self, job: JobSpec) -> JobStatus:
+        return job_status(job, triggers=self._triggers, timer=self._timer, slots=self._slots,
+                          conditions=self._conditions, outcomes=self._outcomes, pause=self._pauses.get(job.name))
 
     def log_path(self, run: RunRecord) -> str | None:
         return run.log_path

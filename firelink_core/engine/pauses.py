@@ -70,6 +70,11 @@ class Pauses:
         held.append(event)
         return True
 
+    def skipping(self, job: str) -> str | None:
+        """Why the job's schedule fires are skipped now, None while it is not paused."""
+        pause = self._pauses.get(job)
+        return skip_reason(pause) if pause is not None else None
+
     def held(self, job: str) -> int:
         """How many events wait for the job's resume."""
         return len(self._held.get(job, ()))

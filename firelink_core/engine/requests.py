@@ -3,14 +3,18 @@ under, their payload, and the core-owned flag that marks them as made on request
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ..abc import Storage, Trigger
 from ..model import JobSpec, TriggerSpec
-from ..records import SECRET_MASK, RunRecord, RunState
+from ..params import PARAMS, resolve, secret_env, stored_params
+from ..records import SECRET_MASK, PauseRecord, RunRecord, RunState
+from .errors import JobPaused
+from .ids import new_id
+from .pauses import FORCE
 
-__all__ = ["NEUTRAL_LABEL", "REQUESTED", "SECRET_MASK", "Secrets", "is_requested", "request_spec", "requested_option", "upstream_states"]
+__all__ = ["NEUTRAL_LABEL", "REQUESTED", "SECRET_MASK", "Secrets", "is_requested", "request_run", "request_spec", "requested_option", "upstream_states"]
 
 REQUESTED = "requested"
 """Key of the flag in an event's and a run's ``options``: made on request, so the request's
@@ -90,3 +94,34 @@ async def upstream_states(storage: Storage, run: RunRecord) -> dict[str, RunStat
         else:
             states[upstream.job] = upstream.state
     return states
+
+
+async def request_run(
+    job: JobSpec,
+    env: Mapping[str, str] | None,
+    *,
+    pause: PauseRecord | None,
+    started: tuple[TriggerSpec, type[Trigger]] | None,
+    classes: Mapping[str, type[Trigger]],
+    emit: Callable[..., Awaitable[Any]],
+    with_upstream: bool,
+    force: bool,
+    params: Mapping[str, str] | None,
+) -> str:
+    """``Engine.trigger``: emit the event of a run of ``job`` started by hand, under the
+    trigger ``request_spec`` picks (``started``, ``classes``); return its run's id.
+    ``JobPaused`` when ``pause`` is set unless ``force``; ``ParamError`` for ``params``."""
+    values = resolve(job, params)
+    if pause is not None and not force:
+        raise JobPaused(pause)
+    spec, key, cls = request_spec(job, started, classes)
+    run_id = new_id()
+    options: dict[str, Any] = {"with_upstream": True} if with_upstream else {}
+    if values:
+        options[PARAMS] = stored_params(job, values)
+        env = {**(env or {}), **secret_env(job, values)}
+    if pause is not None:
+        options[FORCE] = True
+    payload = cls.request_payload(with_upstream=with_upstream)
+    await emit(spec, payload, env, run_id=run_id, options=options, key=key, requested=True)
+    return run_id

@@ -4,16 +4,17 @@ event data and parameters, linked to the old run."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from ..abc import Storage
 from ..model import TriggerSpec
 from ..records import RunRecord, RunState
 from .dispatch import RETRY_OF
+from .ids import new_id
 from .requests import SECRET_MASK, is_requested
 
-__all__ = ["RetryError", "failed_origin", "retry_event"]
+__all__ = ["RetryError", "failed_origin", "retry_event", "retry_run"]
 
 CHAIN_DEPTH = 1000
 """The longest chain of upstream runs followed (a guard against a loop in stored links)."""
@@ -88,3 +89,34 @@ def retry_event(
 def _kept_options(options: Mapping[str, Any]) -> dict[str, Any]:
     """What of the old run's options the retry keeps (its parameters)."""
     return {key: options[key] for key in ("params",) if key in options}
+
+
+async def retry_run(
+    storage: Storage,
+    emit: Callable[..., Awaitable[Any]],
+    run_id: str,
+    *,
+    from_failed: bool,
+    configured: Callable[[str], bool],
+) -> dict[str, Any]:
+    """``Engine.retry``: emit a new run of the run's job (or, ``from_failed``, of the run its
+    dependency chain failed at) with the same event data and parameters. LookupError for an
+    unknown run, KeyError for a job not ``configured`` any more, ``RetryError``."""
+    old = await storage.get_run(run_id)
+    if old is None:
+        raise LookupError(run_id)
+    target = await failed_origin(storage, old) if from_failed else old
+    if not configured(target.job):
+        raise KeyError(target.job)
+    spec, key, payload, env, options = retry_event(target)
+    new_run = new_id()
+    await emit(
+        spec,
+        payload,
+        env,
+        run_id=new_run,
+        options=options,
+        key=key,
+        scheduled_for=target.scheduled_for,
+    )
+    return {"run_id": new_run, "job": target.job, "retry_of": target.id}
