@@ -132,3 +132,22 @@ def test_reading_the_history_without_the_dsn_says_so(daemon: Daemon) -> None:
     assert result.returncode == 1
     assert "${FIRELINK_DSN} is not set" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_second_daemon_on_the_same_schema_is_refused(daemon: Daemon, tmp_path: Path) -> None:
+    daemon.start()
+    other_state = tmp_path / "other-state"
+    second = subprocess.run(
+        [FIRELINK, "run", str(daemon.config), "--state-dir", str(other_state)],
+        capture_output=True,
+        text=True,
+        env=daemon.env,
+        cwd=daemon.root,
+        timeout=60,
+    )
+    assert second.returncode != 0
+    assert "is in use by another firelink daemon: one daemon per schema" in second.stderr, (
+        second.stderr
+    )
+    assert "Traceback" not in second.stderr and PASSWORD not in second.stderr
+    assert daemon.cli("trigger", "hello", "--wait").returncode == 0  # the first one is unharmed
