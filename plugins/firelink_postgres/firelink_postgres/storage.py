@@ -132,10 +132,10 @@ class PostgresStorage(Storage):
 
     def __init__(self, options: Mapping[str, Any], context: StorageContext) -> None:
         super().__init__(options, context)
-        self.dsn = str(options.get("dsn", ""))
+        self._dsn = str(options.get("dsn", ""))  # holds the password: never shown as is
         self._dsn_problem: str | None = None
         try:
-            self.dsn = resolve(self.dsn)
+            self._dsn = resolve(self._dsn)
         except ValueError as exc:
             self._dsn_problem = f"storage option dsn: {exc}"  # reported by open()
         self.schema = str(options.get("schema", "firelink"))
@@ -161,7 +161,7 @@ class PostgresStorage(Storage):
     @property
     def where(self) -> str:
         """Where the state lives, for messages: the server and schema, never the password."""
-        return f"{describe(self.dsn)} (schema {self.schema})"
+        return f"{describe(self._dsn)} (schema {self.schema})"
 
     @property
     def _logger(self) -> logging.Logger:
@@ -177,7 +177,7 @@ class PostgresStorage(Storage):
             raise StorageError(f"storage option connect_timeout: {exc}") from None
 
     def _error(self, exc: BaseException) -> StorageError:
-        return StorageError(f"{self.where}: {scrub(str(exc).strip(), self.dsn)}")
+        return StorageError(f"{self.where}: {scrub(str(exc).strip(), self._dsn)}")
 
     # lifecycle ------------------------------------------------------------
     async def open(self) -> None:
@@ -253,7 +253,7 @@ class PostgresStorage(Storage):
     def _connect_kwargs(self, timeout: float) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"autocommit": True}
         try:
-            given = conninfo_to_dict(self.dsn)
+            given = conninfo_to_dict(self._dsn)
         except psycopg.Error:
             raise StorageError(
                 "storage option dsn: not a PostgreSQL connection string (key=value pairs or a postgresql:// URL)"
@@ -270,10 +270,10 @@ class PostgresStorage(Storage):
         reported with libpq's own reason (the pool would only say it timed out)."""
         kwargs = self._connect_kwargs(timeout)
         try:
-            conn = await AsyncConnection.connect(self.dsn, **kwargs)
+            conn = await AsyncConnection.connect(self._dsn, **kwargs)
         except psycopg.Error as exc:
             raise StorageError(
-                f"cannot connect to {self.where}: {scrub(str(exc).strip(), self.dsn)}"
+                f"cannot connect to {self.where}: {scrub(str(exc).strip(), self._dsn)}"
             ) from None
         try:
             await self._configure(conn)
@@ -292,7 +292,7 @@ class PostgresStorage(Storage):
 
     async def _open_pool(self, timeout: float) -> AsyncConnectionPool:
         pool = AsyncConnectionPool(
-            self.dsn,
+            self._dsn,
             kwargs=self._connect_kwargs(timeout),
             min_size=1,
             max_size=self.pool_size,
@@ -330,7 +330,7 @@ class PostgresStorage(Storage):
         except errors.ReadOnlySqlTransaction as exc:
             raise StorageError(f"{self.where} is opened read-only: {exc}") from None
         except errors.IntegrityError as exc:
-            raise StorageConflict(f"{self.where}: {scrub(str(exc).strip(), self.dsn)}") from None
+            raise StorageConflict(f"{self.where}: {scrub(str(exc).strip(), self._dsn)}") from None
         except psycopg.Error as exc:
             raise self._error(exc) from None
         except PoolTimeout:
