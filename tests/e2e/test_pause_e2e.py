@@ -334,13 +334,32 @@ def test_explain_says_which_fires_missed_while_the_daemon_was_down_were_not_run(
     # six fires missed: four of them older than misfire_grace, two within it
     wait_for(lambda: time.time() > stopped + 6, 10, message="six seconds of downtime")
     daemon.start()
-    reasons = {
-        d["reason"] for d in _explain(daemon, "tick")["decisions"] if d["outcome"] == "skipped"
-    }
-    assert "missed fires past misfire_grace (2s)" in reasons
-    assert any(r and r.endswith("missed fire(s) not run (catchup: latest)") for r in reasons)
-    caught = [r for r in _started_runs(daemon, "tick") if r["payload"].get("catchup")]
-    assert len(caught) == 1
+
+    def skip_reasons() -> set[str]:
+        return {
+            d["reason"] for d in _explain(daemon, "tick")["decisions"] if d["outcome"] == "skipped"
+        }
+
+    # the catch-up is planned just after start-up: wait for it, not for the status answer
+    wait_for(
+        lambda: "missed fires past misfire_grace (2s)" in skip_reasons()
+        and any(r and r.endswith("missed fire(s) not run (catchup: latest)") for r in skip_reasons()),
+        15,
+        message="both kinds of missed fires explained",
+    )
+
+    def catch_ups() -> list[dict[str, Any]]:
+        return [r for r in _started_runs(daemon, "tick") if r["payload"].get("catchup")]
+
+    wait_for(catch_ups, 15, message="the catch-up run")
+    # two regular fires later there is still exactly one catch-up run
+    regular_before = len(_started_runs(daemon, "tick")) - len(catch_ups())
+    wait_for(
+        lambda: len(_started_runs(daemon, "tick")) - len(catch_ups()) >= regular_before + 2,
+        15,
+        message="two more regular fires",
+    )
+    assert len(catch_ups()) == 1
 
 
 def test_a_paused_downstream_job_makes_no_automatic_run_until_resumed(
