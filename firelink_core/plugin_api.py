@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._interpolation import expand as expand_env
 from ._version import __version__ as FIRELINK_VERSION
 from .abc import (
     AttemptReporter,
@@ -78,6 +79,7 @@ from .records import (
 )
 
 __all__ = [
+    "expand_env",
     "DEDUPE_SECONDS",
     "DURATION_PATTERN",
     "FIRELINK_VERSION",

@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Mapping
 from urllib.parse import quote
 
 from psycopg.conninfo import conninfo_to_dict
 
+from firelink_core.plugin_api import expand_env
+
 __all__ = ["describe", "scrub", "is_dsn", "resolve"]
 
 MASK = "***"
-
-# The config's syntax (firelink_core's interpolation): ${VAR}, ${VAR:-default}, $$.
-_REFERENCE = re.compile(r"\$(\$|\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\})")
-
 
 def resolve(dsn: str, environ: Mapping[str, str] | None = None) -> str:
     """``dsn`` with ``${VAR}`` references replaced from the environment.
@@ -24,19 +20,11 @@ def resolve(dsn: str, environ: Mapping[str, str] | None = None) -> str:
     daemon is down load it without interpolating, so the storage resolves what is left.
     ``ValueError`` names the first variable that is not set (never a value).
     """
-    env = os.environ if environ is None else environ
 
-    def repl(match: re.Match[str]) -> str:
-        if match.group(1) == "$":
-            return "$"
-        name, default = match.group(2), match.group(3)
-        if name in env:
-            return env[name]
-        if default is not None:
-            return default
+    def missing(name: str) -> None:
         raise ValueError(f"${{{name}}} is not set in this environment")
 
-    return _REFERENCE.sub(repl, dsn)
+    return expand_env(dsn, environ, missing=missing)
 
 
 def _params(dsn: str) -> dict[str, str] | None:
