@@ -11,12 +11,10 @@ import os
 import socket
 from collections.abc import Awaitable, Coroutine, Iterable, Mapping
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from .._clock import SystemClock
 from ..abc import (
-    AttemptResult,
     Clock,
     ScheduleTrigger,
     Storage,
@@ -28,8 +26,6 @@ from ..events import (
     RunEvent,
     RunQueued,
     RunRecovered,
-    RunRetrying,
-    RunStarted,
     RunWaiting,
     TriggerEvent,
 )
@@ -38,20 +34,13 @@ from ..params import PARAMS, default_params, stored_params
 from ..plugins import Plugins
 from ..records import AttemptRecord, PauseRecord, RunRecord, RunState
 from . import retention
-from .attempts import (
-    START_WRITE_DELAY,
-    STOPPED,
-    LogFolders,
-    attempt_outcome,
-    attempt_request,
-    begin_attempt,
-)
+from .attempt_runner import AttemptRunner
+from .attempts import LogFolders
 from .backfill import Backfills
 from .breaker import Breaker
-from .cancels import CANCELLED, Canceller, Cancels
+from .cancels import Canceller, Cancels
 from .components import Executors, Triggers, make_storage
 from .conditions import DONE_STATES, Conditions, build_dag
-from .contexts import Reporter
 from .decision_log import DecisionLog
 from .decisions import explain_answer, of_run
 from .dispatch import (
@@ -107,6 +96,7 @@ class Engine:
     _pausing: PauseControl
     _canceller: Canceller
     _backfills: Backfills
+    _runner: AttemptRunner
     """Made by ``start()``, once storage is open."""
 
     def __init__(
@@ -217,7 +207,7 @@ class Engine:
         await self.storage.open()
         self._schedules = Schedules(self._timer, self.storage, self._emit, skipping=self._pauses.skipping,
                                     note=self._journal.note)
-        self._start_operations()
+        self._start_parts()
         try:
             await self._pausing.load(self._jobs.values())
             await self._start_components(self._jobs.values())
@@ -241,8 +231,15 @@ class Engine:
         self._loop_task = asyncio.get_running_loop().create_task(self._loop(), name="firelink-engine")
         self._timer.wake.set()
 
-    def _start_operations(self) -> None:
-        """The parts behind the operations by hand (pause, cancel, backfill), once storage is open."""
+    def _start_parts(self) -> None:
+        """The parts that are handed the open storage: attempts, and the operations by hand."""
+        self._runner = AttemptRunner(
+            storage=self.storage, clock=self.clock, owner=self.owner, executors=self._executors,
+            log_folders=self._log_folders, secrets=self._secrets, conditions=self._conditions, slots=self._slots,
+            outages=self._outages, cancels=self._cancels, timer=self._timer, job_of=self._job,
+            run_event=self._run_event, terminal=self._terminal, spawn=self._spawn, release=self._release,
+            interrupt=self._interrupt_crashed,
+        )
         self._pausing = PauseControl(
             storage=self.storage, clock=self.clock, pauses=self._pauses, breaker=self._breaker,
             schedules=self._schedules, trigger_classes=self.plugins.triggers, note=self._journal.note,
@@ -584,7 +581,7 @@ class Engine:
             return
         loop = asyncio.get_running_loop()
         while (run := self._slots.take()) is not None:
-            self._tasks[run.id] = loop.create_task(self._slot_task(run.id, run.job, self._execute(run)))
+            self._tasks[run.id] = loop.create_task(self._slot_task(run.id, run.job, self._runner.execute(run)))
 
     # ------------------------------------------------------------------ slots -> attempt (executor) -> storage
     async def _slot_task(self, run_id: str, name: str, body: Awaitable[bool]) -> None:
@@ -602,108 +599,6 @@ class Engine:
                 self._release(name)
             else:
                 self._pump()
-
-    async def _execute(self, queued: RunRecord) -> bool:
-        job = self._job(queued.job)
-        try:
-            run = await self.storage.claim_run(queued.id, self.owner, from_states=(RunState.QUEUED, RunState.RETRYING))
-        except Exception as exc:  # noqa: BLE001 - still queued in storage: it keeps its slot and is claimed later
-            self._outages.retry_later(RETRY, queued.id, queued, exc, queued.trigger_key)
-            return False
-        if self._outages:
-            self._outages.went_through(RETRY, queued.id, queued.trigger_key)
-        if run is None or job is None:
-            return True
-        lost = self._secrets.lost(run)
-        if lost:
-            await self._end_failed(run, lost)
-            return True
-        try:
-            return await self._attempt(job, run)
-        except Exception as exc:  # noqa: BLE001 - a claimed run must end, never stay running
-            await self._failed_in_engine(run, "run the attempt", exc)
-            return True
-
-    async def _failed_in_engine(self, run: RunRecord, what: str, exc: Exception) -> None:
-        """End a run the engine failed after claiming it (or recovering it): failed, with the reason."""
-        log.error("run %s of job %s failed in the engine", run.id, run.job, exc_info=exc)
-        await self._end_failed(run, f"the engine could not {what}: {type(exc).__name__}: {exc}")
-
-    async def _end_failed(self, run: RunRecord, reason: str) -> None:
-        now = self.clock.now()
-        run = await self._outages.until_stored(
-            f"end of run {run.id}",
-            lambda: self.storage.update_run(run.id, state=RunState.FAILED, finished_at=now, reason=reason),
-        )
-        self._terminal(run, None)
-
-    async def _call_executor(
-        self, job: JobSpec, reporter: Reporter, call: Awaitable[AttemptResult | None], *, recovering: bool = False
-    ) -> AttemptResult | None:
-        """Await an executor's ``run`` or ``recover``: shutdown records the attempt as
-        interrupted; an executor's exception fails the attempt (or, recovering, gives the
-        run up as interrupted) instead of stopping the daemon."""
-        try:
-            return await call
-        except asyncio.CancelledError:
-            if self._cancels.is_task(reporter.attempt.run_id):
-                await self._record_interrupted(reporter, CANCELLED, RunState.CANCELLED)
-            else:
-                await self._record_interrupted(reporter, STOPPED)
-            raise
-        except Exception as exc:  # noqa: BLE001 - an executor bug fails the attempt, not the daemon
-            log.exception("executor %s failed on run %s", job.executor.type, reporter.attempt.run_id)
-            return None if recovering else AttemptResult(
-                error=f"executor {job.executor.type} failed: {type(exc).__name__}: {exc}"
-            )
-        finally:
-            reporter.close()
-
-    async def _attempt(self, job: JobSpec, run: RunRecord) -> bool:
-        """Run one attempt; return whether the job slot is free again (False while retrying)."""
-        now = self.clock.now()
-        log_path = self._log_folders.path(job.name, run.id, run.attempts + 1)
-        run, reporter = begin_attempt(self.storage, job, run, log_path, now)
-        self._conditions.note_started(job.name, now)
-        self._slots.attempt_began(job.name)
-        self._run_event(RunStarted(run=run, attempt=reporter.attempt))
-        timer = asyncio.get_running_loop().call_later(START_WRITE_DELAY, self._write_start, reporter)
-        try:
-            request = attempt_request(job, run, run.attempts, log_path, self._secrets.get(run.id))
-            executor = self._executors[job.executor.type]
-            result = await self._call_executor(job, reporter, executor.run(request, reporter))
-        finally:
-            timer.cancel()
-            self._slots.attempt_ended(job.name)
-        assert result is not None
-        return await self._attempt_done(job, reporter, result)
-
-    def _write_start(self, reporter: Reporter) -> None:
-        write = reporter.write_start()
-        if write is not None:
-            self._spawn(write)
-
-    async def _record_interrupted(
-        self, reporter: Reporter, why: str, state: RunState = RunState.INTERRUPTED
-    ) -> None:
-        now = self.clock.now()
-        attempt, run = await reporter.end(
-            {"state": state, "finished_at": now, "reason": why}, finished_at=now, error=why
-        )
-        self._terminal(run, attempt)
-
-    async def _attempt_done(self, job: JobSpec, reporter: Reporter, result: AttemptResult) -> bool:
-        """Record the attempt's result; return whether the job slot is free again (False while retrying)."""
-        outcome = attempt_outcome(job, reporter.attempt.number, result, self.clock.now())
-        attempt, run = await self._outages.until_stored(
-            f"end of run {reporter.attempt.run_id}", lambda: reporter.end(outcome.run_changes, **outcome.attempt_changes)
-        )
-        if outcome.retry_delay is None:
-            self._terminal(run, attempt)
-            return True
-        self._run_event(RunRetrying(run=run, attempt=attempt, delay=outcome.retry_delay))
-        self._timer.push(outcome.run_changes["next_attempt_at"], RETRY, run.id, run)
-        return False
 
     # ------------------------------------------------------------------ storage -> terminal -> conditions
     def _terminal(self, run: RunRecord, attempt: AttemptRecord | None) -> None:
@@ -830,7 +725,7 @@ class Engine:
         loop = asyncio.get_running_loop()
         for job, run, attempt in plan.recover:
             self._slots.started(run)
-            self._tasks[run.id] = loop.create_task(self._slot_task(run.id, job.name, self._recover_task(job, run, attempt)))
+            self._tasks[run.id] = loop.create_task(self._slot_task(run.id, job.name, self._runner.recover(job, run, attempt)))
         for maybe_job, run, maybe_attempt in plan.interrupt:
             await self._interrupt_crashed(maybe_job, run, maybe_attempt)
         for job, run in plan.enqueue:
@@ -841,28 +736,6 @@ class Engine:
             self._hold_waiting(job, run)
         for _job, run in plan.hold:
             await self._evaluate_waiting(run)
-
-    async def _recover_task(self, job: JobSpec, run: RunRecord, attempt: AttemptRecord) -> bool:
-        """Let the executor reattach to (or report) an attempt the previous daemon left running;
-        return whether the job slot is free again. Any failure ends the run as failed."""
-        released = False
-        try:
-            executor = self._executors[job.executor.type]
-            log_path = Path(attempt.log_path) if attempt.log_path else self._log_folders.path(job.name, run.id, attempt.number)
-            reporter = Reporter(self.storage, attempt, log_path, job.log.max_bytes, stored=True)
-            request = attempt_request(job, run, attempt.number, log_path)
-            call = executor.recover(request, attempt, reporter, reattach=job.recovery == "reattach")
-            result = await self._call_executor(job, reporter, call, recovering=True)
-            if result is None:
-                self._release(job.name)  # the replacement run may take the slot
-                released = True
-                await self._interrupt_crashed(job, run, attempt)
-                return False
-            log.info("run %s of job %s: recovered its attempt after a restart", run.id, job.name)
-            return await self._attempt_done(job, reporter, result)
-        except Exception as exc:  # noqa: BLE001 - a recovered run must end, never stay running
-            await self._failed_in_engine(run, "recover the attempt", exc)
-            return not released
 
     async def _interrupt_crashed(self, job: JobSpec | None, run: RunRecord, attempt: AttemptRecord | None) -> None:
         """A run the previous daemon left running: mark it interrupted, queue a new one per ``recovery``."""
