@@ -21,7 +21,6 @@ from ..abc import (
     StorageConflict,
     Trigger,
 )
-from ..durations import format_duration
 from ..events import (
     RunEvent,
     RunQueued,
@@ -51,16 +50,17 @@ from .dispatch import (
     waiting_run,
     with_overlap,
 )
+from .downstream import Downstream
 from .errors import EngineError
 from .ids import new_id
 from .notifications import Notifications, terminal_event
 from .outages import Outages
 from .pause_control import PauseControl
-from .pauses import Pauses, is_forced, skip_reason
+from .pauses import Pauses, is_forced
 from .queue import EventQueue
 from .recovery import CRASHED, Recovery, replacement_run, take_over
 from .reload import ReloadResult, carry_over, diff_jobs, diff_notifiers
-from .requests import Secrets, request_run, requested_option, upstream_states
+from .requests import Secrets, request_run, requested_option
 from .retention import Retention
 from .retry import retry_run
 from .schedules import Schedules
@@ -97,6 +97,7 @@ class Engine:
     _canceller: Canceller
     _backfills: Backfills
     _runner: AttemptRunner
+    _downstream: Downstream
     """Made by ``start()``, once storage is open."""
 
     def __init__(
@@ -232,13 +233,19 @@ class Engine:
         self._timer.wake.set()
 
     def _start_parts(self) -> None:
-        """The parts that are handed the open storage: attempts, and the operations by hand."""
+        """The parts that are handed the open storage: attempts, downstream runs, the operations by hand."""
         self._runner = AttemptRunner(
             storage=self.storage, clock=self.clock, owner=self.owner, executors=self._executors,
             log_folders=self._log_folders, secrets=self._secrets, conditions=self._conditions, slots=self._slots,
             outages=self._outages, cancels=self._cancels, timer=self._timer, job_of=self._job,
             run_event=self._run_event, terminal=self._terminal, spawn=self._spawn, release=self._release,
             interrupt=self._interrupt_crashed,
+        )
+        self._downstream = Downstream(
+            storage=self.storage, clock=self.clock, conditions=self._conditions, timer=self._timer,
+            outages=self._outages, pauses=self._pauses, lock=self._dag_lock, jobs=lambda: self._jobs, job_of=self._job,
+            stopping=lambda: self._stopping, note=self._journal.note, run_event=self._run_event, admit=self._admit,
+            enqueue=self._enqueue, created=self._created, terminal=self._terminal,
         )
         self._pausing = PauseControl(
             storage=self.storage, clock=self.clock, pauses=self._pauses, breaker=self._breaker,
@@ -468,7 +475,7 @@ class Engine:
             elif kind == DISPATCH:
                 await self._dispatch(data)
             elif kind == FOLLOW_UP:
-                await self._follow_up(*data)
+                await self._downstream.follow_up(*data)
             elif kind == RETRY:
                 if self._cancels.take_retry(key):
                     pass  # cancelled while retrying: its slot was given back then
@@ -476,7 +483,7 @@ class Engine:
                     self._slots.retry(data)
                     self._pump()
             elif kind == WAIT_TIMEOUT:
-                await self._wait_timed_out(key)
+                await self._downstream.timed_out(key)
         except Exception as exc:  # noqa: BLE001 - the timer must survive a failing step: it comes again
             self._outages.retry_later(kind, key, data, exc, key if kind == SCHEDULE else None)
 
@@ -522,9 +529,9 @@ class Engine:
             run = waiting_run(base, job, self._conditions.since(job.name), flag)
             await self.storage.create_run(run, consume_event=event.id)
             self._created(run)
-            self._hold_waiting(job, run)
+            self._downstream.hold(job, run)
             self._run_event(RunWaiting(run=run))
-            await self._evaluate_waiting(run)
+            await self._downstream.evaluate(run)
         else:
             job = with_overlap(job, event, self.plugins.triggers())
             await self._admit(job, RunRecord(**base, options=flag), consume_event=event.id)
@@ -546,7 +553,7 @@ class Engine:
         for run in created:
             member = self._jobs[run.job]
             if run.state is RunState.WAITING:
-                self._hold_waiting(member, run)
+                self._downstream.hold(member, run)
                 self._run_event(RunWaiting(run=run))
             else:
                 self._run_event(RunQueued(run=run))
@@ -617,93 +624,11 @@ class Engine:
         if counted is not None:
             self._spawn(self._pausing.count_failures(job, run, *counted))
         if followers is not None:
-            self._spawn(self._follow_up(run, followers))
+            self._spawn(self._downstream.follow_up(run, followers))
         if job is not None and run.state in DONE_STATES:
             now = self.clock.now()
             if self._retention.due(job, now, self.started_at):
                 self._spawn(retention.prune(self.storage, job, now))
-
-    async def _finish_waiting(self, run: RunRecord, state: RunState, reason: str) -> None:
-        now = self.clock.now()
-        run = await self.storage.update_run(run.id, state=state, finished_at=now, reason=reason)
-        self._journal.note(of_run(run, now))
-        self._terminal(run, None)
-
-    def _hold_waiting(self, job: JobSpec, run: RunRecord) -> None:
-        if self._conditions.add_waiting(run) and job.wait_timeout is not None:
-            self._timer.push(run.created_at + job.wait_timeout, WAIT_TIMEOUT, run.id, run.job)
-
-    async def _follow_up(self, finished: RunRecord, followers: set[str]) -> None:
-        """What an upstream finish moves: waiting runs decided again, automatic runs started."""
-        async with self._dag_lock:
-            if self._stopping:
-                return
-            try:
-                for item in self._conditions.follow_ups(finished, followers, self._jobs):
-                    if isinstance(item, JobSpec):
-                        await self._auto_run(item, finished)
-                    else:
-                        await self._evaluate_waiting(item)
-            except Exception as exc:  # noqa: BLE001 - done again later: what went through is not redone
-                self._outages.retry_later(FOLLOW_UP, finished.id, (finished, followers), exc, None)
-            else:
-                if self._outages:
-                    self._outages.went_through(FOLLOW_UP, finished.id, None)
-
-    async def _evaluate_waiting(self, run: RunRecord) -> None:
-        job = self._jobs.get(run.job)
-        if job is None or not self._conditions.is_waiting(run):
-            return
-        upstream = await upstream_states(self.storage, run) if "after_runs" in run.options else None
-        verdict, reason = self._conditions.decide_waiting(job, run, upstream)
-        if verdict == "wait":
-            return
-        self._conditions.unwait(run)
-        try:
-            if verdict == "run":
-                run = await self.storage.update_run(run.id, state=RunState.QUEUED, reason=reason)
-                self._journal.note(of_run(run, self.clock.now()))
-                self._run_event(RunQueued(run=run, detail=reason))
-                self._enqueue(job, run)
-            elif verdict == "upstream_failed":
-                await self._finish_waiting(run, RunState.UPSTREAM_FAILED, reason)
-            else:
-                await self._finish_waiting(run, RunState.SKIPPED, reason)
-        except Exception:
-            self._conditions.add_waiting(run)  # still waiting in storage: decided again on the retry
-            raise
-
-    async def _auto_run(self, job: JobSpec, finished: RunRecord) -> None:
-        run = self._conditions.auto_run(job, finished, self.clock.now())
-        if run is None:
-            return
-        pause = self._pauses.get(job.name)
-        if pause is not None:
-            # Not made: the next upstream finish after the resume decides again.
-            self._journal.note(dataclasses.replace(of_run(run, self.clock.now()), outcome="skipped",
-                                             reason=skip_reason(pause), run_id=None))
-            return
-        if run.state is RunState.UPSTREAM_FAILED:
-            await self.storage.create_run(run)
-            self._created(run)
-            self._terminal(run, None)
-        else:
-            await self._admit(job, run)
-
-    async def _wait_timed_out(self, run_id: str) -> None:
-        run = self._conditions.find_waiting(run_id)
-        if run is None:
-            return
-        job = self._job(run.job)
-        limit = format_duration(job.wait_timeout or 0) if job else "?"
-        async with self._dag_lock:
-            if self._conditions.is_waiting(run):
-                self._conditions.unwait(run)
-                try:
-                    await self._finish_waiting(run, RunState.SKIPPED, f"wait_timeout: upstream not ready within {limit}")
-                except Exception:
-                    self._conditions.add_waiting(run)  # still waiting in storage: the timer step comes again
-                    raise
 
     # ------------------------------------------------------------------ recovery
     async def _load_history(self) -> None:
@@ -731,11 +656,11 @@ class Engine:
         for job, run in plan.enqueue:
             self._enqueue(job, run)
         for run, state, reason in plan.finish:
-            await self._finish_waiting(run, state, reason)
+            await self._downstream.finish(run, state, reason)
         for job, run in plan.hold:
-            self._hold_waiting(job, run)
+            self._downstream.hold(job, run)
         for _job, run in plan.hold:
-            await self._evaluate_waiting(run)
+            await self._downstream.evaluate(run)
 
     async def _interrupt_crashed(self, job: JobSpec | None, run: RunRecord, attempt: AttemptRecord | None) -> None:
         """A run the previous daemon left running: mark it interrupted, queue a new one per ``recovery``."""
@@ -818,7 +743,7 @@ class Engine:
             await self._start_triggers(new_jobs[name])
         for name in result.removed:
             for run in self._conditions.drop_job(name):
-                await self._finish_waiting(run, RunState.SKIPPED, "job removed from the config")
+                await self._downstream.finish(run, RunState.SKIPPED, "job removed from the config")
         self._pump()
         self._timer.wake.set()
         if any(result.__dict__.values()):
