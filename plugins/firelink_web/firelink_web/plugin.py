@@ -1,0 +1,3 @@
+"""Hook implementations of firelink-web (being built)."""
+
+from __future__ import annotations
