@@ -128,6 +128,7 @@ class TriggerContext(abc.ABC):
         *,
         dedupe_key: str | None = None,
         scheduled_for: float | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> TriggerEvent | None:
         """Put an event for this trigger's job into the engine's single event queue.
 
@@ -135,6 +136,9 @@ class TriggerContext(abc.ABC):
         source: delete an SQS message, advance a cursor). Returns ``None`` when storage
         already holds an event with the same ``dedupe_key`` for this trigger.
         ``env`` holds flat variables for the job (``FIRELINK_FS_PATH`` ...), all strings.
+        ``params``: values of some of the job's declared non-secret ``params:`` (text or
+        JSON values), read and checked like a request's, the defaults for the rest; raises
+        ``firelink_core.params.ParamError`` naming a bad one before anything is stored.
         """
 
     @abc.abstractmethod

@@ -21,6 +21,7 @@ __all__ = [
     "as_text",
     "command_with_params",
     "default_params",
+    "event_params",
     "expected",
     "param_env",
     "read_value",
@@ -155,6 +156,19 @@ def default_params(job: JobSpec) -> dict[str, Any]:
     """The values of runs that fire on their own: each parameter's default (one without a
     default is left out; validation refuses it on such a job)."""
     return {name: spec.default for name, spec in job.params.items() if spec.default is not None}
+
+
+def event_params(job: JobSpec, given: Mapping[str, Any]) -> dict[str, Any]:
+    """What the run of a trigger's event holds (``TriggerContext.emit(params=...)``): the
+    ``given`` values (text or JSON values) read and checked like a request's, the defaults
+    for the rest, secret ones masked. ``ParamError`` for an unknown or invalid one, and for a
+    secret one: a trigger's event is stored as it is, so a secret value never comes with it."""
+    for name in given:
+        if _secret(job, name):
+            raise ParamError(
+                name, f"parameter {name!r} is secret: it is given with 'firelink trigger' only, never with an event"
+            )
+    return stored_params(job, resolve(job, given))
 
 
 def stored_params(job: JobSpec, values: Mapping[str, Any]) -> dict[str, Any]:

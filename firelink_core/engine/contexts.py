@@ -22,6 +22,7 @@ from ..abc import (
 from ..events import TriggerEvent
 from ..logs import CappedLogWriter
 from ..model import Config, JobSpec, TriggerSpec
+from ..params import PARAMS, event_params
 from ..records import AttemptRecord, RunRecord
 
 __all__ = [
@@ -50,6 +51,7 @@ class EmitEvent(Protocol):
         scheduled_for: float | None = None,
         requested: bool = False,
         last_fire: float | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> TriggerEvent | None: ...
 
 
@@ -87,12 +89,17 @@ class EngineTriggerContext(TriggerContext):
         *,
         dedupe_key: str | None = None,
         scheduled_for: float | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> TriggerEvent | None:
+        options = None
+        if params is not None:
+            options = {PARAMS: event_params(self.job, params)}  # ParamError before anything is stored
         if self.closed:
             self.logger.debug("trigger %s stopped: event not queued", self.spec.key)
             return None
         return await self._emit(
-            self.spec, payload, env, dedupe_key=dedupe_key, scheduled_for=scheduled_for, requested=self._on_request
+            self.spec, payload, env, dedupe_key=dedupe_key, scheduled_for=scheduled_for, requested=self._on_request,
+            options=options,
         )
 
     async def get_checkpoint(self, key: str = "cursor") -> Any | None:
