@@ -11,6 +11,7 @@ from importlib import resources
 from typing import Any
 
 from .plugins import SCHEME_PREFIX, Plugins
+from .services import service_classes
 
 __all__ = ["core_schema", "merged_schema", "options_schema", "JOB_KEYS", "JOB_SETTINGS", "TOP_KEYS"]
 
@@ -139,6 +140,11 @@ def merged_schema(plugins: Plugins) -> dict[str, Any]:
         else:
             # ``executor: docker`` and ``storage: memory`` are shorthands of ``{type: ...}``.
             defs[base] = {"anyOf": [{"enum": names}, typed]}
+    for key, service in sorted(service_classes(plugins).items()):
+        section = {k: v for k, v in copy.deepcopy(service.config_schema).items() if k != "$schema"}
+        if service.description:
+            section.setdefault("description", service.description)
+        schema["properties"][key] = section
     _set_default_types(schema, plugins)
     return schema
 

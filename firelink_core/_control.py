@@ -288,6 +288,30 @@ class ControlServer:
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
 
+    async def call(self, request: Mapping[str, Any]) -> AsyncIterator[dict[str, Any]]:
+        """Serve one request in-process, exactly as on the socket (the same validation and
+        handler): yield each message answered, the first being ``{"ok": ..., ...}``.
+
+        For services running inside the daemon (``firelink_register_services``): they reach
+        every operation through this, never through a second implementation.
+        """
+        sink = _MessageSink()
+        line = json.dumps(dict(request), separators=(",", ":")).encode()
+        task = asyncio.ensure_future(self._dispatch(line, sink))  # type: ignore[arg-type]
+        task.add_done_callback(lambda _t: sink.close())
+        try:
+            while True:
+                message = await sink.get()
+                if message is None:
+                    break
+                yield message
+            await task
+        finally:
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if len(self._clients) >= MAX_CONNECTIONS:
@@ -510,6 +534,30 @@ class ControlServer:
         # The answer is sent at once; the final message when the engine has stopped.
         await self.daemon.stop(grace)
         await _send(writer, {"done": True})
+
+
+class _MessageSink:
+    """The writer side of an in-process request (``ControlServer.call``): lines become messages."""
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    def write(self, data: bytes) -> None:
+        self._buffer += data
+        while (end := self._buffer.find(b"\n")) >= 0:
+            line = bytes(self._buffer[:end])
+            del self._buffer[: end + 1]
+            self._queue.put_nowait(json.loads(line))
+
+    async def drain(self) -> None:
+        return None
+
+    def close(self) -> None:
+        self._queue.put_nowait(None)
+
+    async def get(self) -> dict[str, Any] | None:
+        return await self._queue.get()
 
 
 def _refuse_constant(name: str) -> Any:

@@ -21,6 +21,7 @@ from typing import IO, Any
 
 from . import __version__
 from ._control import SOCKET_NAME, ControlClient, ControlError, ControlServer, DaemonNotRunning
+from ._services_run import DaemonServices
 from ._state_dir import UnsafeStateDir, check_state_dir
 from ._systemd import SystemdNotifier
 from .abc import StorageError
@@ -28,6 +29,7 @@ from .durations import format_duration
 from .model import Config
 from .pidlock import LockHeld, PidFileLock, read_pid
 from .plugins import Plugins
+from .services import ServiceError
 
 __all__ = [
     "LOCK_NAME",
@@ -287,6 +289,7 @@ class Daemon:
         self._reload_lock: asyncio.Lock | None = None
         self._background: set[asyncio.Task[Any]] = set()
         self._systemd = SystemdNotifier.from_environment()
+        self._services = DaemonServices()
 
     # info -----------------------------------------------------------------
     def info(self) -> dict[str, Any]:
@@ -347,6 +350,13 @@ class Daemon:
                 return 1
             self.metrics_url = f"http://{f'[{host}]' if ':' in host else host}:{port}/metrics"
             log.info("metrics on %s", self.metrics_url)
+        try:
+            await self._services.start(self, server)
+        except ServiceError as exc:
+            log.error("firelink could not start: %s", exc)
+            await server.close()
+            await self._do_stop(0)
+            return 1
         self.started_at = time.time()
         if self.stopping and self._stop_grace is not None:
             self._stop_tasks.append(asyncio.ensure_future(self._do_stop(self._stop_grace)))
@@ -369,6 +379,7 @@ class Daemon:
             await self._emergency_stop()
             return 1
         finally:
+            await self._services.stop()
             await server.close()
             if self._metrics is not None:
                 self._metrics.close()
@@ -420,6 +431,7 @@ class Daemon:
     async def _do_stop(self, grace: float) -> None:
         assert self._stopped is not None
         try:
+            await self._services.stop()  # before the engine: nothing asks it for runs any more
             await self.engine.stop(grace=grace)
         finally:
             self._stopped.set()
@@ -428,6 +440,7 @@ class Daemon:
         """After an unexpected error: interrupt and record whatever runs, without waiting."""
         if self.engine is None:
             return
+        await self._services.stop()
         try:
             await self.engine.stop(grace=0)
         except Exception:
@@ -508,6 +521,9 @@ class Daemon:
             return "storage changed"
         if tuple(new.plugins) != tuple(old.plugins):
             return "plugins changed"
+        changed = sorted(k for k in {*new.services, *old.services} if new.services.get(k) != old.services.get(k))
+        if changed:
+            return f"the {', '.join(changed)} section changed"
         return None
 
 

@@ -27,6 +27,7 @@ from .model import (
     TriggerSpec,
 )
 from .plugins import Plugins, make_plugins
+from .services import service_classes
 from .validation import Issue, validate_data
 from .validation.messages import shortened
 
@@ -319,6 +320,7 @@ def _build(
         max_parallel=data.get("max_parallel", 64),
         timezone=top_tz,
         path=path,
+        services={key: dict(data[key] or {}) for key in service_classes(plugins) if key in data},
     )
 
 

@@ -19,6 +19,7 @@ import pluggy
 if TYPE_CHECKING:
     from .abc import Executor, Notifier, Storage, Trigger
     from .events import RunEvent
+    from .services import Service
 
 __all__ = ["hookspec", "hookimpl", "PROJECT_NAME"]
 
@@ -91,6 +92,27 @@ def firelink_register_notifiers() -> list[type[Notifier]]:
 
     :return: a list of :class:`firelink_core.abc.Notifier` subclasses; ``type_name`` is
         what a named entry under ``notifiers:`` writes as ``type:``.
+
+    All results are collected.
+    """
+
+
+# --------------------------------------------------------------------------- services
+
+
+@hookspec
+def firelink_register_services() -> list[type[Service]]:
+    """Declare long-lived services run inside the daemon (an HTTP server, a queue listener).
+
+    :return: a list of :class:`firelink_core.services.Service` subclasses. Each owns one
+        top-level config section (``config_key``, described by ``config_schema`` and
+        validated like every other section). When the config has that section, ``firelink
+        run`` makes one instance with the section's value and a
+        :class:`~firelink_core.services.ServiceHost` (the engine, the config, in-process
+        control requests), awaits ``start()`` after the engine and the control socket
+        started, and ``stop()`` before the engine stops. A service runs in the daemon's
+        event loop: it must never block it, and an idle service should schedule no timer.
+        A section no installed service claims is a located configuration error.
 
     All results are collected.
     """

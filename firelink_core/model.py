@@ -212,6 +212,8 @@ class Config:
     max_parallel: int | None = None
     timezone: str = "UTC"
     path: Path | None = None
+    services: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """The top-level sections owned by plugin services (``http:``), by key, as written."""
 
     def job(self, name: str) -> JobSpec:
         for job in self.jobs:

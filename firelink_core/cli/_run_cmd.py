@@ -10,6 +10,7 @@ import click
 from .._daemon import lock_holder, run_daemon, spawn_detached
 from ..model import Config
 from ..plugins import Plugins
+from ..services import missing_section_message, service_classes, with_section
 from ._common import (
     address_param,
     default_config_or_exit,
@@ -38,6 +39,9 @@ __all__ = ["COMMANDS", "run_cmd"]
               default="info", show_default=True)
 @click.option("--metrics", "metrics", metavar="HOST:PORT", callback=address_param,
               help="Serve Prometheus metrics at http://HOST:PORT/metrics (a bare PORT binds 127.0.0.1).")
+@click.option("--http", "http", metavar="HOST:PORT", callback=address_param,
+              help="Serve the HTTP API and dashboard on HOST:PORT (a bare PORT binds 127.0.0.1);"
+              " needs the firelink-web package. Overrides the config's http: listen.")
 @click.option("--detach", is_flag=True,
               help="Run in the background: pid file and log file in the state directory.")
 @click.option("--detached-child", is_flag=True, hidden=True)
@@ -49,6 +53,7 @@ def run_cmd(
     log_format: str,
     log_level: str,
     metrics: tuple[str, int] | None,
+    http: tuple[str, int] | None,
     detach: bool,
     detached_child: bool,
 ) -> None:
@@ -71,6 +76,11 @@ def run_cmd(
     config_path = config.absolute()
     override = state_dir.expanduser().absolute() if state_dir is not None else None
     loaded_config, loaded_plugins = load_config_or_exit(config_path, extra_plugins=extra_plugins, state_dir=override)
+    listen = _host_port(http) if http is not None else None
+    if listen is not None:
+        if "http" not in service_classes(loaded_plugins):
+            fail(f"--http: {missing_section_message('http')}")
+        loaded_config = with_section(loaded_config, "http", {"listen": listen})
     resolved_state = Path(loaded_config.state_dir)
 
     if detach and not detached_child:
@@ -82,7 +92,9 @@ def run_cmd(
         for plugin in extra_plugins:
             args += ["--plugin", plugin]
         if metrics is not None:
-            args += ["--metrics", f"[{metrics[0]}]:{metrics[1]}" if ":" in metrics[0] else f"{metrics[0]}:{metrics[1]}"]
+            args += ["--metrics", _host_port(metrics)]
+        if listen is not None:
+            args += ["--http", listen]
         try:
             sys.exit(spawn_detached(args, resolved_state))
         except OSError as exc:
@@ -92,7 +104,10 @@ def run_cmd(
         # An invalid new config is the daemon's to report (it keeps the old one): no exit here.
         from ..config import load_config as load
 
-        return load(config_path, extra_plugins=extra_plugins, state_dir=override)
+        config, plugins = load(config_path, extra_plugins=extra_plugins, state_dir=override)
+        if listen is not None:  # --http keeps overriding the file's http: listen
+            config = with_section(config, "http", {"listen": listen})
+        return config, plugins
 
     sys.exit(
         run_daemon(
@@ -107,6 +122,12 @@ def run_cmd(
             metrics=metrics,
         )
     )
+
+
+def _host_port(address: tuple[str, int]) -> str:
+    """``HOST:PORT`` again (an IPv6 host in brackets), as ``address_param`` reads it."""
+    host, port = address
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 COMMANDS: list[click.Command] = [run_cmd]

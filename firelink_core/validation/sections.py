@@ -9,10 +9,11 @@ from collections.abc import Mapping
 from typing import Any
 
 from .._config_schema import JOB_KEYS, JOB_SETTINGS, TOP_KEYS
+from ..services import KNOWN_SECTIONS, missing_section_message, service_classes
 from .components import check_trigger, check_typed
 from .issues import Checks, PathT
 from .messages import is_placeholder, schema_issues, suggest, type_name
-from .validators import CORE, CORE_DEFS, core_def_validator, core_prop_validator
+from .validators import CORE, CORE_DEFS, core_def_validator, core_prop_validator, validator
 
 __all__ = ["check_default_types", "check_defaults", "check_job", "check_notifiers", "check_storage", "check_top"]
 
@@ -39,9 +40,16 @@ def _check_values(checks: Checks, mapping: Mapping[str, Any], base: PathT, job: 
 
 def check_top(checks: Checks, data: dict[str, Any]) -> None:
     """Top-level keys, and the simple top-level settings."""
+    services = service_classes(checks.plugins)
     for name in data:
-        if name not in TOP_KEYS:
-            checks.add((name,), f"unknown top-level key {name!r}{suggest(str(name), TOP_KEYS)}", "unknown-key", key=True)
+        if name in services:
+            where = f"{name!r}"
+            schema_issues(checks, validator(services[name].config_schema), data[name], (name,), job=None, where=where)
+        elif name in KNOWN_SECTIONS:
+            checks.add((name,), missing_section_message(str(name)), "missing-plugin", key=True)
+        elif name not in TOP_KEYS:
+            known = (*TOP_KEYS, *services)
+            checks.add((name,), f"unknown top-level key {name!r}{suggest(str(name), known)}", "unknown-key", key=True)
     simple = {k: v for k, v in data.items() if k in ("state_dir", "plugins", "timezone", "max_parallel")}
     props = {k: CORE["properties"][k] for k in simple}
     schema_issues(checks, core_prop_validator(props), simple, (), job=None, where="the config")
