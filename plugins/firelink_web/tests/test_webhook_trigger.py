@@ -1,0 +1,299 @@
+"""The webhook trigger: signatures, limits, parameters and the body file, through a real
+engine (SQLite state, real job processes) and a real aiohttp server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from firelink_web import hooks
+from firelink_web.context import CONTEXT
+from firelink_web.signatures import (
+    FIRELINK_HEADER,
+    GITHUB_HEADER,
+    SignatureError,
+    sign_firelink,
+    sign_github,
+    verify,
+)
+from firelink_web.trigger import BODY_ENV, WebhookTrigger
+
+from firelink_core.plugin_api import RunState
+from firelink_core.testing import EngineHarness, async_wait_for, run_engine
+
+SECRET = "s3cr3t-hook-key"
+
+# The job records its FIRELINK_ variables and the body file's bytes, one file per run.
+RECORD = (
+    "import json, os, pathlib; "
+    "env = {k: v for k, v in os.environ.items() if k.startswith('FIRELINK_')}; "
+    "env['BODY'] = pathlib.Path(env['FIRELINK_WEBHOOK_BODY']).read_text(); "
+    "pathlib.Path(os.environ['OUT'], env['FIRELINK_RUN_ID'] + '.json').write_text(json.dumps(env))"
+)
+
+
+def _config(out: Path, extra: str = "") -> str:
+    return f"""
+jobs:
+  - name: deploy
+    trigger: webhook
+    secret: "{SECRET}"
+    max_body: 1KiB
+    params:
+      ref: {{type: string, default: main}}
+      count: {{type: integer, default: 1}}
+      token: {{type: string, default: none, secret: true}}
+    command: {json.dumps([sys.executable, "-c", RECORD])}
+    env: {{OUT: "{out}"}}
+{extra}"""
+
+
+def _seen(out: Path) -> list[dict[str, str]]:
+    return [json.loads(p.read_text()) for p in sorted(out.glob("*.json"))]
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    tmp_path: Path, extra: str = ""
+) -> AsyncIterator[tuple[EngineHarness, str, Path]]:
+    """A real engine with the webhook job and the hooks routes on a loopback port."""
+    out = tmp_path / "out"
+    out.mkdir()
+    async with run_engine(_config(out, extra), tmp_path) as h:
+        app = web.Application()
+        app[CONTEXT] = SimpleNamespace(state_dir=h.config.state_dir)  # type: ignore[assignment]
+        hooks.setup(app)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            yield h, f"http://127.0.0.1:{port}", out
+        finally:
+            await runner.cleanup()
+
+
+async def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, data=body, headers=headers) as resp,
+    ):
+        return resp.status, await resp.json()
+
+
+def _signed(body: bytes, *, secret: str = SECRET, at: float | None = None) -> dict[str, str]:
+    stamp = int(time.time() if at is None else at)
+    return {FIRELINK_HEADER: sign_firelink(secret, body, stamp), "Content-Type": "application/json"}
+
+
+async def _nothing_stored(h: EngineHarness) -> None:
+    await h.settle()
+    assert await h.runs() == []
+    assert await h.storage.pending_events() == []
+
+
+# --------------------------------------------------------------------------- signatures
+
+
+def test_github_signature_holds_for_its_body_only() -> None:
+    body = b'{"ref": "v1"}'
+    header = {GITHUB_HEADER: sign_github(SECRET, body)}
+    assert verify(header, body, SECRET, now=time.time()).scheme == "github"
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(header, body + b" ", SECRET, now=time.time())
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(header, body, "another secret", now=time.time())
+    with pytest.raises(SignatureError, match="sha256="):
+        verify({GITHUB_HEADER: "sha1=abc"}, body, SECRET, now=time.time())
+
+
+def test_firelink_signature_refuses_a_timestamp_over_five_minutes_away() -> None:
+    body = b"payload"
+    now = 1_800_000_000.0
+    fresh = {FIRELINK_HEADER: sign_firelink(SECRET, body, int(now) - 299)}
+    assert verify(fresh, body, SECRET, now=now).scheme == "firelink"
+    for stamp in (int(now) - 301, int(now) + 301):
+        with pytest.raises(SignatureError, match="more than 300 seconds"):
+            verify({FIRELINK_HEADER: sign_firelink(SECRET, body, stamp)}, body, SECRET, now=now)
+    # The timestamp is signed: moving it forward breaks the signature.
+    digest = fresh[FIRELINK_HEADER].split("v1=")[1]
+    moved = {FIRELINK_HEADER: f"t={int(now)},v1={digest}"}
+    with pytest.raises(SignatureError, match="does not match"):
+        verify(moved, body, SECRET, now=now)
+
+
+def test_missing_or_malformed_signatures_say_what_is_expected() -> None:
+    with pytest.raises(SignatureError, match="missing signature"):
+        verify({}, b"x", SECRET, now=time.time())
+    with pytest.raises(SignatureError, match="t=<unix seconds>,v1="):
+        verify({FIRELINK_HEADER: "v1=abc"}, b"x", SECRET, now=time.time())
+    with pytest.raises(SignatureError, match="no secret"):
+        verify({GITHUB_HEADER: sign_github("", b"x")}, b"x", "", now=time.time())
+
+
+def test_a_refusal_never_shows_the_expected_signature() -> None:
+    body = b"{}"
+    right = sign_github(SECRET, body).split("=")[1]
+    try:
+        verify({GITHUB_HEADER: "sha256=00"}, body, SECRET, now=time.time())
+    except SignatureError as exc:
+        assert right not in str(exc) and SECRET not in str(exc)
+
+
+def test_options_are_checked() -> None:
+    assert WebhookTrigger.check({"secret": "x", "max_body": "2MiB", "keep_bodies": "1d"}) == []
+    problems = WebhookTrigger.check({"secret": "x", "max_body": "lots", "keep_bodies": "soon"})
+    assert [p.path for p in problems] == [("max_body",), ("keep_bodies",)]
+
+
+# --------------------------------------------------------------------------- through the engine
+
+
+def test_a_signed_post_makes_one_run_with_the_body_file_and_parameters(tmp_path: Path) -> None:
+    # "token" names a secret parameter: a body never sets one (it keeps its default);
+    # "other" names none: it is only in the body file.
+    body2 = json.dumps({"ref": "v2.1", "count": "3", "token": "x", "other": {"a": 1}}).encode()
+
+    async def main() -> None:
+        async with serving(tmp_path) as (h, url, out):
+            status, answer = await _post(f"{url}/hooks/deploy", body2, _signed(body2))
+            assert status == 202, answer
+            (run,) = await h.wait_runs("deploy", 1)
+            assert run.state is RunState.SUCCESS
+            assert run.event_id == answer["event_id"]
+            assert run.options["params"] == {"ref": "v2.1", "count": 3, "token": "***"}
+
+    asyncio.run(main())
+    (env,) = _seen(tmp_path / "out")
+    assert env["BODY"] == body2.decode()
+    assert env["FIRELINK_PARAM_REF"] == "v2.1" and env["FIRELINK_PARAM_COUNT"] == "3"
+    assert env["FIRELINK_PARAM_TOKEN"] == "none"
+    assert env["FIRELINK_TRIGGER"] == "webhook"
+    event = json.loads(env["FIRELINK_EVENT"])
+    assert event["signature"] == "firelink" and event["bytes"] == len(body2)
+    path = Path(env[BODY_ENV])
+    assert path.is_relative_to(tmp_path) and (path.stat().st_mode & 0o777) == 0o600
+
+
+def test_github_signed_non_json_body_runs_with_the_defaults(tmp_path: Path) -> None:
+    body = b"plain text, not JSON"
+
+    async def main() -> None:
+        async with serving(tmp_path) as (h, url, _):
+            headers = {GITHUB_HEADER: sign_github(SECRET, body), "X-GitHub-Event": "push"}
+            status, answer = await _post(f"{url}/hooks/deploy", body, headers)
+            assert status == 202, answer
+            (run,) = await h.wait_runs("deploy", 1)
+            assert run.state is RunState.SUCCESS and run.payload["github_event"] == "push"
+
+    asyncio.run(main())
+    (env,) = _seen(tmp_path / "out")
+    assert env["BODY"] == body.decode() and env["FIRELINK_PARAM_REF"] == "main"
+
+
+def test_bad_signature_replay_and_oversize_store_nothing(tmp_path: Path) -> None:
+    body = b'{"ref": "x"}'
+
+    async def main() -> None:
+        async with serving(tmp_path) as (h, url, _):
+            hook = f"{url}/hooks/deploy"
+            refused = [
+                await _post(hook, body, {}),
+                await _post(hook, body, _signed(body, secret="wrong")),
+                await _post(hook, body, {GITHUB_HEADER: "sha256=" + "0" * 64}),
+                await _post(hook, body, _signed(body, at=time.time() - 301)),  # a replay
+            ]
+            assert [status for status, _ in refused] == [401, 401, 401, 401], refused
+            assert all(SECRET not in json.dumps(answer) for _, answer in refused)
+            big = b"x" * 1025
+            status, answer = await _post(hook, big, _signed(big))
+            assert status == 413 and "max_body" in answer["error"]
+            await _nothing_stored(h)
+            assert not list((h.config.state_dir / "webhooks").rglob("*.body"))
+
+    asyncio.run(main())
+    assert _seen(tmp_path / "out") == []
+
+
+def test_invalid_parameter_is_422_naming_it_and_the_same_request_twice_runs_once(
+    tmp_path: Path,
+) -> None:
+    async def main() -> None:
+        async with serving(tmp_path) as (h, url, _):
+            hook = f"{url}/hooks/deploy"
+            bad = b'{"count": "many"}'
+            status, answer = await _post(hook, bad, _signed(bad))
+            assert status == 422 and answer["param"] == "count" and "integer" in answer["error"]
+            await _nothing_stored(h)
+
+            good = b'{"count": 2}'
+            headers = _signed(good)
+            first = await _post(hook, good, headers)
+            second = await _post(hook, good, headers)  # the same signed request again
+            assert first[0] == 202 and second == (200, {"duplicate": True})
+            await h.settle()
+            runs = await h.wait_runs("deploy", 1)
+            assert len(runs) == 1 and runs[0].options["params"]["count"] == 2
+
+    asyncio.run(main())
+
+
+def test_unknown_job_or_a_job_without_webhook_is_404(tmp_path: Path) -> None:
+    extra = """
+  - name: other
+    trigger: manual
+    command: ["true"]
+"""
+
+    async def main() -> None:
+        async with serving(tmp_path, extra) as (h, url, _):
+            for job in ("nope", "other"):
+                status, answer = await _post(f"{url}/hooks/{job}", b"{}", _signed(b"{}"))
+                assert status == 404 and "webhook" in answer["error"]
+            await _nothing_stored(h)
+
+    asyncio.run(main())
+
+
+def test_a_paused_job_holds_the_event_and_runs_it_on_resume(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(tmp_path) as (h, url, _):
+            await h.engine.pause(["deploy"])
+            status, _ = await _post(f"{url}/hooks/deploy", b"{}", _signed(b"{}"))
+            assert status == 202
+            await h.settle()
+            assert await h.runs("deploy") == []
+            await h.engine.resume(["deploy"])
+            (run,) = await h.wait_runs("deploy", 1)
+            assert run.state is RunState.SUCCESS
+
+    asyncio.run(main())
+
+
+def test_old_bodies_are_pruned_when_a_request_arrives(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(tmp_path) as (h, url, _):
+            folder = h.config.state_dir / "webhooks" / "deploy"
+            folder.mkdir(parents=True, exist_ok=True)
+            old = folder / "1-old.body"
+            old.write_bytes(b"old")
+            stamp = time.time() - 8 * 86400
+            os.utime(old, (stamp, stamp))
+            status, _ = await _post(f"{url}/hooks/deploy", b"{}", _signed(b"{}"))
+            assert status == 202
+            await async_wait_for(lambda: not old.exists(), timeout=5)
+            await h.wait_runs("deploy", 1)
+
+    asyncio.run(main())
