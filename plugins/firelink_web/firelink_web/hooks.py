@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -33,10 +34,11 @@ def setup(app: web.Application) -> None:
 
 
 def _state_dir(app: web.Application) -> Path:
-    context = app[CONTEXT]
+    """The daemon's state directory: webhook triggers are found by it and their job."""
+    context: Any = app[CONTEXT]
     state_dir = getattr(context, "state_dir", None)
     if state_dir is None:
-        state_dir = context.engine.config.state_dir
+        state_dir = context.host.state_dir
     return Path(state_dir)
 
 
