@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import click
 
 from . import (
@@ -21,8 +23,35 @@ from ._version import version_option
 __all__ = ["main", "run"]
 
 
+COMMAND_GROUP = "firelink.commands"
+"""Entry-point group of commands plugin distributions add (``firelink web-url``): loaded only
+when named or listed, so the other commands never import a plugin."""
+
+
+def _plugin_commands() -> dict[str, importlib.metadata.EntryPoint]:
+    return {ep.name: ep for ep in importlib.metadata.entry_points(group=COMMAND_GROUP)}
+
+
 class _Commands(click.Group):
-    """The group whose command list shows each summary whole, wrapped, never cut with '...'."""
+    """The group whose command list shows each summary whole, wrapped, never cut with '...';
+    commands of plugin distributions come from the ``firelink.commands`` entry points."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        core = super().list_commands(ctx)
+        return sorted({*core, *(name for name in _plugin_commands() if name not in self.commands)})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is not None:
+            return command
+        entry = _plugin_commands().get(cmd_name)
+        if entry is None:
+            return None
+        try:
+            loaded = entry.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plugin must not break the CLI
+            raise click.ClickException(f"the command {cmd_name!r} of {entry.value} cannot load: {exc}") from None
+        return loaded if isinstance(loaded, click.Command) else None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = []
