@@ -37,7 +37,7 @@ jobs:
     env: {HELLO_SECRET: env-value-never-shown}
     params:
       who: {type: string, default: world}
-      count: {type: int, default: 1}
+      count: {type: integer, default: 1}
       api_key: {type: string, secret: true, default: none-given}
   - name: slow
     command: for i in 1 2 3 4 5 6 7 8 9 10; do echo "line $i"; sleep 0.3; done
@@ -51,10 +51,10 @@ jobs:
   - name: transform
     command: test -e "$WEB_TEST_FLAG"
     shell: true
-    depends_on: extract
+    depends_on: [extract]
   - name: load
     command: "true"
-    depends_on: transform
+    depends_on: [transform]
 """
 """The example the API and browser tests use: a job with parameters (one secret), a slow job
 writing a line every 0.3 s, a cron job, and a chain extract -> transform -> load whose middle
