@@ -155,7 +155,8 @@ async def _form(request: web.Request) -> Mapping[str, Any]:
     from . import auth
 
     form = await request.post()
-    auth.check_csrf(request, form)
+    if not auth.check_csrf(request, form):
+        raise web.HTTPForbidden(text="missing or wrong CSRF token: reload the page and try again")
     return form
 
 
@@ -243,7 +244,7 @@ def _status_view(status: Any) -> dict[str, Any]:
 
 
 def _statuses(request: web.Request) -> list[Any]:
-    return list(_ctx(request).engine.status())
+    return _ctx(request).status()
 
 
 async def _recent(request: web.Request, job: str) -> list[dict[str, Any]]:
@@ -253,11 +254,11 @@ async def _recent(request: web.Request, job: str) -> list[dict[str, Any]]:
 
 
 def _job_names(request: web.Request) -> Sequence[str]:
-    return _ctx(request).engine.config.job_names
+    return _ctx(request).config.job_names
 
 
 def _spec(request: web.Request, name: str) -> Any:
-    config = _ctx(request).engine.config
+    config = _ctx(request).config
     if name not in config.job_names:
         raise ControlError(
             "unknown-job",
@@ -365,25 +366,23 @@ def _params_view(spec: Any) -> list[dict[str, Any]]:
     return out
 
 
-def _next_fires(request: web.Request, spec: Any, count: int = 5) -> list[dict[str, str]]:
-    from firelink_core.engine.preview import next_fires, schedule_triggers
-
-    config = _ctx(request).engine.config
+def _local(text: Any) -> str:
     try:
-        triggers = schedule_triggers(spec, _ctx(request).engine.plugins, config)
-    except Exception:
-        return []
-    if not triggers:
-        return []
-    now = dt.datetime.now(dt.timezone.utc)
+        return dt.datetime.fromisoformat(str(text)).strftime("%Y-%m-%d %H:%M:%S %z")
+    except ValueError:
+        return str(text or "")
+
+
+def _next_fires(request: web.Request, name: str, count: int = 5) -> list[dict[str, str]]:
+    fires = _ctx(request).next_fires(name, count)
     return [
         {
-            "at": _iso(f.at),
-            "local": f.local.strftime("%Y-%m-%d %H:%M %Z"),
-            "trigger": f.trigger,
-            "note": f.note or "",
+            "at": _iso(f.get("timestamp") or f.get("utc")),
+            "local": _local(f.get("local")),
+            "trigger": str(f.get("trigger") or ""),
+            "note": str(f.get("dst") or f.get("note") or ""),
         }
-        for f in next_fires(spec, triggers, now, count)
+        for f in fires
     ]
 
 
@@ -397,7 +396,7 @@ async def job_page(request: web.Request, *, status: int = 200, flash: Any = None
         runs = await _ask(request, "runs", job=name, limit=20)
     except ControlError as exc:
         return _error_page(request, exc)
-    config = _ctx(request).engine.config
+    config = _ctx(request).config
     downstream = [
         j.name for j in config.jobs if j.depends_on is not None and name in j.depends_on.jobs
     ]
@@ -413,7 +412,7 @@ async def job_page(request: web.Request, *, status: int = 200, flash: Any = None
         params=_params_view(spec),
         upstream=list(spec.depends_on.jobs) if spec.depends_on else [],
         downstream=downstream,
-        next_fires=_next_fires(request, spec),
+        next_fires=_next_fires(request, name),
         runs=[_run_view(r) for r in runs.get("runs", [])],
         **values,
     )
@@ -598,7 +597,7 @@ def _layers(names: Sequence[str], upstream: Mapping[str, Sequence[str]]) -> dict
 
 async def graph_page(request: web.Request) -> web.Response:
     """The dependency graph, each job coloured by its latest state (live in the browser)."""
-    config = _ctx(request).engine.config
+    config = _ctx(request).config
     upstream = {j.name: list(j.depends_on.jobs) if j.depends_on else [] for j in config.jobs}
     focus = request.query.get("job", "").strip() or None
     names = list(config.job_names)

@@ -24,7 +24,9 @@
   }
 
   function setState(el, state) {
-    el.className = el.className.replace(/\bs-[a-z_]+/g, "").trim() + " s-" + state;
+    // Through the attribute: an SVG element's className is not a string.
+    var cls = (el.getAttribute("class") || "").replace(/(^|\s)s-[a-z_]+/g, " ").trim();
+    el.setAttribute("class", (cls ? cls + " " : "") + "s-" + state);
   }
 
   function refresh(job) {
