@@ -632,15 +632,16 @@ async def graph_page(request: web.Request) -> web.Response:
     names = names[:GRAPH_MAX]
     states = {}
     for status in _statuses(request):
+        # Its latest state: paused, running, else its latest run's end, else idle/waiting.
         last = status.last_run
         if status.paused is not None:
             states[status.name] = "paused"
-        elif status.state in ("running", "waiting", "failing"):
-            states[status.name] = "failed" if status.state == "failing" else status.state
+        elif status.state == "running":
+            states[status.name] = "running"
         elif last is not None:
             states[status.name] = last.state.value
         else:
-            states[status.name] = "idle"
+            states[status.name] = status.state
     depth = _layers(names, upstream)
     columns: dict[int, list[str]] = {}
     for name in names:

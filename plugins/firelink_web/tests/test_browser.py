@@ -1,0 +1,385 @@
+"""The dashboard in a real browser: Debian's chromium driven by Playwright's Python package,
+against a real ``firelink run --http`` daemon, logged in through the link ``firelink
+web-url`` prints. No browser is downloaded: the tests use ``/usr/bin/chromium`` (scripts/test
+installs it) and skip loudly without it (fail on CI, ``FIRELINK_REQUIRE_SERVERS=1``).
+
+A screenshot of each page is saved under ``tests/screenshots/`` (git-ignored), the tests'
+artifact.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from firelink_core.testing import wait_for
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--headless",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+FIRELINK = str(Path(sys.executable).with_name("firelink"))
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+REPO = Path(__file__).resolve().parents[3]
+TOKEN = "browser-test-token-0123456789"
+WAIT = 30_000
+"""Milliseconds a page waits for what it expects."""
+
+CONFIG = """\
+    jobs:
+      - name: greet
+        description: Says hello, slowly.
+        trigger: manual
+        params:
+          who: {type: string, default: world, description: who to greet}
+          times: {type: integer, default: 3}
+        command: ["sh", "-c", "for i in $(seq 1 $FIRELINK_PARAM_TIMES); do echo \\"hello $FIRELINK_PARAM_WHO $i\\"; sleep 0.5; done"]
+      - name: extract
+        trigger: manual
+        command: ["sh", "-c", "echo extracted >> {root}/extract.count; echo extracted"]
+      - name: transform
+        depends_on: [extract]
+        command: ["sh", "-c", "echo transforming; test -f {root}/ok || { echo no ok file; exit 3; }"]
+      - name: load
+        depends_on: [transform]
+        command: ["sh", "-c", "echo loaded"]
+      - name: nightly
+        description: A schedule, to show next fires.
+        trigger: cron
+        schedule: "0 3 * * *"
+        command: ["true"]
+"""
+
+
+def _unavailable(reason: str) -> None:
+    message = f"no browser for the dashboard tests: {reason}"
+    if os.environ.get("FIRELINK_REQUIRE_SERVERS") == "1":
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class WebDaemon:
+    """A ``firelink run CONFIG --http 127.0.0.1:PORT`` process with a known token."""
+
+    def __init__(self, root: Path, config: Path) -> None:
+        self.root = root
+        self.config = config
+        self.state_dir = root / "state"
+        self.port = _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = root / "daemon.log"
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith("FIRELINK_")}
+        self.env["FIRELINK_HTTP_TOKEN"] = TOKEN
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    FIRELINK,
+                    "run",
+                    str(self.config),
+                    "--state-dir",
+                    str(self.state_dir),
+                    "--http",
+                    f"127.0.0.1:{self.port}",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=out,
+                env=self.env,
+                cwd=self.root,
+            )
+
+        def up() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"the daemon exited:\n{self.log.read_text(errors='replace')}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    return True
+            except OSError:
+                return False
+
+        wait_for(up, 30, interval=0.05, message="the daemon's HTTP server accepts connections")
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [FIRELINK, *args, "--state-dir", str(self.state_dir)],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=self.root,
+            timeout=60,
+        )
+
+    def login_url(self) -> str:
+        """The one-time login link ``firelink web-url`` prints."""
+        result = self.cli("web-url")
+        assert result.returncode == 0, result.stderr
+        url = next(word for word in result.stdout.split() if word.startswith("http"))
+        return url
+
+    def runs(self, job: str) -> list[dict[str, Any]]:
+        import json
+
+        result = self.cli("runs", job, "--json", "--limit", "100")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _daemon(root: Path, text: str) -> Iterator[WebDaemon]:
+    config = root / "firelink.yaml"
+    config.write_text(text)
+    daemon = WebDaemon(root, config)
+    daemon.start()
+    try:
+        yield daemon
+    finally:
+        daemon.stop()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not os.access(CHROMIUM, os.X_OK):
+        _unavailable(
+            f"{CHROMIUM} is missing (apt-get install chromium; scripts/test does it as root)"
+        )
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is not installed (scripts/dev-install installs it)")
+    SCREENSHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDaemon]:
+    root = tmp_path_factory.mktemp("web")
+    yield from _daemon(root, textwrap.dedent(CONFIG).replace("{root}", str(root)))
+
+
+@pytest.fixture
+def page(browser: Any, web: WebDaemon) -> Iterator[Any]:
+    """A fresh browser context logged in through the one-time link."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(WAIT)
+    page.goto(web.login_url())
+    assert page.url.startswith(web.url), page.url
+    try:
+        yield page
+    finally:
+        context.close()
+
+
+def shot(page: Any, name: str) -> None:
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+
+
+def test_login_link_opens_the_dashboard_once(browser: Any, web: WebDaemon) -> None:
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.set_default_timeout(WAIT)
+        link = web.login_url()
+        page.goto(link)
+        assert page.locator("h1").first.inner_text().startswith("Jobs")
+        cookies = context.cookies()
+        session = [c for c in cookies if c["name"] == "firelink_session"]
+        assert session and session[0]["httpOnly"] and session[0]["sameSite"] == "Strict"
+        # The link is used up: a second browser cannot log in with it.
+        other = browser.new_context()
+        try:
+            response = other.new_page().goto(link)
+            assert response is not None and response.status == 401
+        finally:
+            other.close()
+    finally:
+        context.close()
+
+
+def test_without_login_the_pages_are_refused(browser: Any, web: WebDaemon) -> None:
+    context = browser.new_context()
+    try:
+        response = context.new_page().goto(web.url + "/jobs")
+        assert response is not None and response.status == 401
+    finally:
+        context.close()
+
+
+def test_the_example_jobs_are_listed(browser: Any, tmp_path: Path) -> None:
+    example = (REPO / "examples" / "firelink.yaml").read_text()
+    (tmp_path / "inbox").mkdir()
+    for daemon in _daemon(tmp_path, example):
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        try:
+            page = context.new_page()
+            page.set_default_timeout(WAIT)
+            page.goto(daemon.login_url())
+            page.goto(daemon.url + "/jobs")
+            for job in ("heartbeat", "after-heartbeat", "hello", "inbox"):
+                assert page.locator(f'tr[data-job-row="{job}"]').count() == 1, job
+            # heartbeat fires every 5 s: its row shows a run without a reload.
+            page.locator('tr[data-job-row="heartbeat"] .strip a').first.wait_for()
+            shot(page, "jobs-example")
+            page.fill('input[name="q"]', "heart")
+            page.wait_for_url("**/jobs?q=heart*")
+            assert page.locator("tr[data-job-row]").count() == 2
+        finally:
+            context.close()
+
+
+def test_trigger_with_params_shows_the_log_growing(page: Any, web: WebDaemon) -> None:
+    page.goto(web.url + "/jobs/greet")
+    shot(page, "job")
+    page.fill('input[name="param.who"]', "browser")
+    page.fill('input[name="param.times"]', "6")
+    page.click('#trigger-form button[type="submit"]')
+    page.wait_for_url("**/runs/*")
+    # Mark this document: a reload would lose the mark.
+    page.evaluate("window.__noReload = true")
+    log = page.locator("#log")
+    page.wait_for_function("document.getElementById('log').textContent.includes('hello browser 1')")
+    first = log.inner_text()
+    assert "hello browser 6" not in first
+    page.wait_for_function("document.getElementById('log').textContent.includes('hello browser 6')")
+    assert page.evaluate("window.__noReload") is True
+    page.locator("h1 [data-run-state]").filter(has_text="success").wait_for()
+    assert "hello browser 1" in log.inner_text() and "hello browser 6" in log.inner_text()
+    shot(page, "run")
+    runs = web.runs("greet")
+    assert runs[0]["state"] == "success"
+
+
+def test_a_bad_parameter_is_shown_on_the_form(page: Any, web: WebDaemon) -> None:
+    before = len(web.runs("greet"))
+    page.goto(web.url + "/jobs/greet")
+    # The browser's own check would stop a non-number: send the form as a user's script could.
+    page.evaluate("document.querySelector('input[name=\"param.times\"]').type = 'text'")
+    page.fill('input[name="param.times"]', "many")
+    with page.expect_response(lambda r: r.url.endswith("/trigger")) as info:
+        page.click('#trigger-form button[type="submit"]')
+    assert info.value.status == 422
+    assert "times" in page.locator(".flash.error").inner_text()
+    assert len(web.runs("greet")) == before
+
+
+def test_pause_shows_the_job_paused(page: Any, web: WebDaemon) -> None:
+    page.goto(web.url + "/jobs/nightly")
+    page.click('button:has-text("Pause")')
+    page.wait_for_url("**/jobs/nightly*")
+    page.locator("#paused-badge").wait_for()
+    page.goto(web.url + "/jobs?q=nightly")
+    row = page.locator('tr[data-job-row="nightly"]')
+    assert "paused" in row.locator("td.paused").inner_text()
+    shot(page, "jobs-paused")
+    page.goto(web.url + "/jobs/nightly")
+    page.click('button:has-text("Resume")')
+    page.wait_for_url("**/jobs/nightly*")
+    assert page.locator("#paused-badge").count() == 0
+
+
+def test_a_form_without_its_csrf_token_is_refused(page: Any, web: WebDaemon) -> None:
+    page.goto(web.url + "/jobs/nightly")
+    page.evaluate("document.querySelectorAll('input[name=csrf_token]').forEach(e => e.remove())")
+    with page.expect_response(lambda r: r.url.endswith("/pause")) as info:
+        page.click('button:has-text("Pause")')
+    assert info.value.status == 403
+    page.goto(web.url + "/jobs/nightly")
+    assert page.locator("#paused-badge").count() == 0
+
+
+def test_failed_chain_graph_and_retry_from_failed(page: Any, web: WebDaemon) -> None:
+    # The graph is open while the chain fails: transform turns red without a reload.
+    page.goto(web.url + "/graph")
+    page.evaluate("window.__noReload = true")
+    other = page.context.new_page()
+    other.goto(web.url + "/jobs/extract")
+    other.click('#trigger-form button[type="submit"]')
+    other.wait_for_url("**/runs/*")
+    page.locator('g[data-graph-job="transform"].s-failed').wait_for()
+    page.locator('g[data-graph-job="load"].s-upstream_failed').wait_for()
+    assert page.evaluate("window.__noReload") is True
+    shot(page, "graph-failed")
+    # A fresh graph page draws the failure too.
+    page.goto(web.url + "/graph")
+    assert page.locator('g[data-graph-job="transform"].s-failed').count() == 1
+
+    load_run = wait_for(
+        lambda: (runs := web.runs("load")) and runs[0]["state"] == "upstream_failed" and runs[0],
+        30,
+        message="load's run is upstream_failed",
+    )
+    (web.root / "ok").write_text("")
+    page.goto(web.url + f"/runs/{load_run['id']}")
+    page.click('button:has-text("Retry from failed")')
+    page.wait_for_url("**/runs/*")
+    wait_for(
+        lambda: (runs := web.runs("load")) and runs[0]["state"] == "success",
+        30,
+        message="load succeeds after transform is retried",
+    )
+    transform = web.runs("transform")
+    assert [r["state"] for r in transform] == ["success", "failed"]
+    assert len(web.runs("extract")) == 1
+    assert (web.root / "extract.count").read_text().count("extracted") == 1
+    page.goto(web.url + "/runs?job=transform")
+    assert page.locator("table.runs tbody tr").count() == 2
+    shot(page, "runs")
+    page.goto(web.url + "/graph")
+    page.locator('g[data-graph-job="transform"].s-success').wait_for()
+    shot(page, "graph")
+
+
+def test_unknown_job_page_suggests(page: Any, web: WebDaemon) -> None:
+    response = page.goto(web.url + "/jobs/gret")
+    assert response is not None and response.status == 404
+    assert page.locator('a[href="/jobs/greet"]').count() == 1
+
+
+def test_browser_artifacts_are_ignored_by_git() -> None:
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("not a git checkout")
+    result = subprocess.run(
+        ["git", "check-ignore", "-q", str(SCREENSHOTS / "job.png")], cwd=REPO, capture_output=True
+    )
+    assert result.returncode == 0
