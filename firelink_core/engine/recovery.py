@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..abc import Storage
 from ..model import JobSpec
+from ..params import PARAMS
 from ..records import TERMINAL_STATES, AttemptRecord, RunRecord, RunState
 from .conditions import Conditions
 from .ids import derived_id
@@ -171,5 +173,10 @@ def replacement_run(run: RunRecord, now: float) -> RunRecord:
         scheduled_for=run.scheduled_for,
         parent_run=run.id,
         reason=f"retry of run {run.id}, interrupted by a daemon crash",
-        options={"recovery_of": run.id, **requested_option(run.options)},
+        # The parameters go with it: a retry after a crash runs with the values it was given.
+        options={"recovery_of": run.id, **requested_option(run.options), **_params_option(run.options)},
     )
+
+
+def _params_option(options: Mapping[str, Any]) -> dict[str, Any]:
+    return {PARAMS: options[PARAMS]} if options.get(PARAMS) is not None else {}
