@@ -7,6 +7,9 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
+import socket
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -30,7 +33,7 @@ from firelink_web.signatures import (
 from firelink_web.trigger import BODY_ENV, WebhookTrigger
 
 from firelink_core.plugin_api import RunState
-from firelink_core.testing import EngineHarness, async_wait_for, run_engine
+from firelink_core.testing import EngineHarness, async_wait_for, run_engine, wait_for
 
 SECRET = "s3cr3t-hook-key"
 
@@ -297,3 +300,113 @@ def test_old_bodies_are_pruned_when_a_request_arrives(tmp_path: Path) -> None:
             await h.wait_runs("deploy", 1)
 
     asyncio.run(main())
+
+
+# --------------------------------------------------------------------------- the real daemon
+
+FIRELINK = str(Path(sys.executable).with_name("firelink"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _start_daemon(root: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    with open(root / "daemon.log", "ab") as log:
+        return subprocess.Popen(
+            [
+                FIRELINK,
+                "run",
+                str(root / "firelink.yaml"),
+                "--state-dir",
+                str(root / "state"),
+                "--http",
+                f"127.0.0.1:{_free_port()}",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=log,
+            env=env,
+            cwd=root,
+        )
+
+
+def _url(root: Path, proc: subprocess.Popen[bytes]) -> str:
+    """The server's address once it listens (the daemon writes it to ``http.json``)."""
+
+    def listening() -> str | None:
+        if proc.poll() is not None:
+            raise AssertionError(f"the daemon exited: {(root / 'daemon.log').read_text()}")
+        try:
+            return json.loads((root / "state" / "http.json").read_text())["url"]
+        except (FileNotFoundError, ValueError, KeyError):
+            return None
+
+    return wait_for(listening, 30, interval=0.05, message="the daemon's HTTP server listens")
+
+
+def _runs(root: Path, env: dict[str, str]) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        [FIRELINK, "runs", "--json", "--state-dir", str(root / "state")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def _done(runs: list[dict[str, Any]], event_id: str) -> dict[str, Any] | None:
+    """The successful run doing the event's work: its run, or the run retrying it after the
+    crash (the kill may land before its run started, or during it)."""
+    (first,) = [r for r in runs if r["event_id"] == event_id] or [None]
+    if first is None:
+        return None
+    for run in runs:
+        if run["state"] == "success" and (
+            run is first or run["options"].get("recovery_of") == first["id"]
+        ):
+            return run
+    return None
+
+
+def test_kill_9_right_after_the_202_still_runs_the_job_after_restart(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (tmp_path / "firelink.yaml").write_text(_config(out).replace(f'"{SECRET}"', "${HOOK_SECRET}"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIRELINK_")}
+    env["HOOK_SECRET"] = SECRET
+    body = b'{"ref": "release-7"}'
+    proc = _start_daemon(tmp_path, env)
+    try:
+        url = _url(tmp_path, proc)
+        status, answer = asyncio.run(_post(f"{url}/hooks/deploy", body, _signed(body)))
+        proc.kill()  # SIGKILL as soon as the 202 is read
+        proc.wait(30)
+        assert status == 202, answer
+        (tmp_path / "state" / "http.json").unlink(missing_ok=True)  # left by the killed daemon
+        proc = _start_daemon(tmp_path, env)
+        _url(tmp_path, proc)
+        run = wait_for(
+            lambda: _done(_runs(tmp_path, env), answer["event_id"]),
+            60,
+            interval=0.1,
+            message="the event stored before the kill is run to success",
+        )
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    seen = [env for env in _seen(out) if env["FIRELINK_RUN_ID"] == run["id"]]
+    assert (
+        seen and seen[0]["BODY"] == body.decode() and seen[0]["FIRELINK_PARAM_REF"] == "release-7"
+    )
+    log = (tmp_path / "daemon.log").read_text()
+    assert SECRET not in log and "Traceback" not in log
