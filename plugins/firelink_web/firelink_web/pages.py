@@ -10,6 +10,7 @@ nothing here polls. Every form carries a CSRF token checked before anything is d
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import math
 import urllib.parse
@@ -74,6 +75,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/jobs/{job}/resume", resume_job)
     app.router.add_get("/runs", runs_page)
     app.router.add_get("/runs/{run}", run_page)
+    app.router.add_get("/runs/{run}/facts", run_facts)
     app.router.add_post("/runs/{run}/retry", retry_run)
     app.router.add_post("/runs/{run}/cancel", cancel_run)
     app.router.add_get("/graph", graph_page)
@@ -106,6 +108,9 @@ def _render(request: web.Request, name: str, status: int = 200, **values: Any) -
 
 
 def _fragment(request: web.Request, name: str, **values: Any) -> web.Response:
+    from . import auth
+
+    values["csrf_token"] = auth.csrf_token(request)
     html = request.app[_ENV].get_template(name).render(**values)
     return web.Response(text=html, content_type="text/html", charset="utf-8")
 
@@ -512,32 +517,45 @@ def _read_tail(path: str | None) -> str:
     return data.decode("utf-8", errors="replace")
 
 
+async def _run_values(request: web.Request) -> dict[str, Any]:
+    """A run, its attempts and parameters as the run page shows them (``ControlError``)."""
+    answer = await _ask(request, "run", run_id=request.match_info["run"])
+    run = _run_view(answer["run"])
+    options = run.get("options") or {}
+    return {
+        "run": run,
+        "attempts": [_attempt_view(a) for a in answer.get("attempts", [])],
+        "params": sorted((options.get("params") or {}).items()),
+    }
+
+
 async def run_page(request: web.Request) -> web.Response:
     """A run: its facts, parameters (secret ones masked), attempts, log (followed live while
     it runs), Retry, Retry from failed and Cancel."""
-    import asyncio
-
-    raw = request.match_info["run"]
     try:
-        answer = await _ask(request, "run", run_id=raw)
+        values = await _run_values(request)
     except ControlError as exc:
         return _error_page(request, exc)
-    run = _run_view(answer["run"])
-    attempts = [_attempt_view(a) for a in answer.get("attempts", [])]
     log = ""
-    if run["finished"]:
+    if values["run"]["finished"]:
         parts = []
+        attempts = values["attempts"]
         for attempt in attempts:
             text = await asyncio.to_thread(_read_tail, attempt.get("log_path"))
             if len(attempts) > 1:
                 parts.append(f"── attempt {attempt['number']} ──\n")
             parts.append(text)
         log = "".join(parts)
-    options = run.get("options") or {}
-    params = sorted((options.get("params") or {}).items())
-    return _render(
-        request, "run.html", section="runs", run=run, attempts=attempts, log=log, params=params
-    )
+    return _render(request, "run.html", section="runs", log=log, **values)
+
+
+async def run_facts(request: web.Request) -> web.Response:
+    """The run page's facts, buttons and attempts (swapped in live as the run moves on)."""
+    try:
+        values = await _run_values(request)
+    except ControlError as exc:
+        return _error_page(request, exc)
+    return _fragment(request, "_run_facts.html", **values)
 
 
 async def retry_run(request: web.Request) -> web.StreamResponse:

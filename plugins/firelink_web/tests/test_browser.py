@@ -284,6 +284,11 @@ def test_trigger_with_params_shows_the_log_growing(page: Any, web: WebDaemon) ->
     page.wait_for_function("document.getElementById('log').textContent.includes('hello browser 6')")
     assert page.evaluate("window.__noReload") is True
     page.locator("h1 [data-run-state]").filter(has_text="success").wait_for()
+    # The facts follow too: the finished run offers Retry (no Cancel), still without a reload.
+    page.locator('#run-facts button:has-text("Retry from failed")').wait_for()
+    assert page.locator('#run-facts button:has-text("Cancel")').count() == 0
+    assert "exit code 0" in page.locator("#run-facts").inner_text()
+    assert page.evaluate("window.__noReload") is True
     assert "hello browser 1" in log.inner_text() and "hello browser 6" in log.inner_text()
     shot(page, "run")
     runs = web.runs("greet")

@@ -29,13 +29,14 @@
     el.setAttribute("class", (cls ? cls + " " : "") + "s-" + state);
   }
 
-  function refresh(job) {
-    if (pending[job]) return;
-    pending[job] = setTimeout(function () {
-      delete pending[job];
-      var nodes = document.querySelectorAll("[data-live-job]");
-      nodes.forEach(function (el) {
-        if (el.getAttribute("data-live-job") !== job || !el.getAttribute("data-src")) return;
+  // Replace every element whose attribute `attr` is `key` by its data-src fragment (debounced).
+  function refresh(attr, key) {
+    var id = attr + "\u0000" + key;
+    if (pending[id]) return;
+    pending[id] = setTimeout(function () {
+      delete pending[id];
+      document.querySelectorAll("[" + attr + "]").forEach(function (el) {
+        if (el.getAttribute(attr) !== key || !el.getAttribute("data-src")) return;
         fetch(el.getAttribute("data-src"), { credentials: "same-origin" })
           .then(function (r) { return r.ok ? r.text() : null; })
           .then(function (html) { if (html != null && el.parentNode) el.outerHTML = html; });
@@ -47,8 +48,9 @@
     var job = field(msg, "job");
     var runId = field(msg, "run_id") || field(msg, "id");
     var state = field(msg, "state");
+    if (runId) refresh("data-live-run", runId);
     if (job) {
-      refresh(job);
+      refresh("data-live-job", job);
       if (state) {
         document.querySelectorAll("[data-graph-job]").forEach(function (g) {
           if (g.getAttribute("data-graph-job") === job) {
