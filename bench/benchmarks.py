@@ -9,6 +9,7 @@ import math
 import os
 import re
 import shutil
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -880,3 +881,106 @@ def bench_celery(s: Settings) -> Result:
 
 
 BENCHMARKS["celery"] = bench_celery
+
+
+# --------------------------------------------------------------------------- firelink-web
+
+WEB_TOKEN = "firelink-bench-web-token"
+
+
+def _web_config(jobs: int, month: int, port: int) -> dict[str, Any]:
+    return base_config(far_cron_jobs(jobs, month), http={"listen": f"127.0.0.1:{port}"})
+
+
+def _http_get(port: int, path: str, timeout: float = 30.0) -> tuple[float, float, int, bytes]:
+    """One ``GET`` on a fresh connection (closed after): seconds to the first byte of the
+    answer, seconds to its last, the status, the body."""
+    request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {WEB_TOKEN}\r\n"
+               "Accept: text/html\r\nConnection: close\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        started = time.perf_counter()
+        sock.sendall(request)
+        first = sock.recv(65536)
+        ttfb = time.perf_counter() - started
+        chunks = [first]
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+        total = time.perf_counter() - started
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+    return ttfb, total, status, body
+
+
+def _web_ready(d: Daemon, port: int) -> bool:
+    d.ping()  # raises if the daemon died
+    try:
+        return _http_get(port, "/api/v1/health", timeout=5)[2] == 200
+    except OSError:
+        return False
+
+
+def bench_idle_http(s: Settings) -> Result:
+    """``idle`` with firelink-web's server listening: no client connected must mean no wake-up."""
+    jobs = s.n(1000, 1000)
+    window = s.n(60, 5)
+    reps = s.repetitions(3, 2)
+    result = Result("idle-http", f"{jobs} far cron jobs, HTTP server on, {window}s window: 0 wake-ups, < 10 ms CPU")
+    month = far_month()
+    now = dt.datetime.now(dt.timezone.utc)
+    if now.month == month and now.day == 1:
+        raise BenchError("today is the far schedules' day: refusing the idle window")
+    port = free_port()
+    cpu_s, wake_s = [], []
+    with daemon("idle-http", _web_config(jobs, month, port), extra_env={"FIRELINK_HTTP_TOKEN": WEB_TOKEN}) as d:
+        wait_until(lambda: _web_ready(d, port), 60, "the HTTP server to answer")
+        # A client came and went (its connection closed): what it left must not tick either.
+        _http_get(port, "/api/v1/jobs?limit=5")
+        time.sleep(2.0)  # let start-up work and the closed connection's clean-up finish
+        for _ in range(reps):
+            before = _proc.sample(d.pid)
+            time.sleep(window)  # the measurement window itself: nothing else happens in it
+            delta = _proc.sample(d.pid).minus(before)
+            cpu_s.append(max(delta.run_seconds, delta.cpu_seconds))
+            wake_s.append(delta.voluntary_switches)
+    cpu, wake = median(cpu_s), median(wake_s)
+    result.metrics = {"window_seconds": window, "jobs": jobs, "repetitions": reps,
+                      "firelink": {"cpu_seconds": cpu_s, "wakeups": wake_s}}
+    result.firelink = f"{wake:.0f} wake-ups, {cpu * 1000:.2f} ms CPU"
+    result.reference = "idle without the server: 0 wake-ups (see idle)"
+    result.met = wake == 0 and cpu < 0.010
+    result.notes.append("same method as idle: voluntary context switches and schedstat CPU of every thread;"
+                        " one API request is made and its connection closed before the window")
+    return result
+
+
+def bench_jobs_page(s: Settings) -> Result:
+    """Time to the first byte of the dashboard's jobs page with 10,000 jobs."""
+    jobs = 10_000
+    reps = s.repetitions(20, 5)
+    result = Result("jobs-page", f"{jobs} jobs: time to first byte of /jobs p50 < 300 ms")
+    port = free_port()
+    ttfb, total = [], []
+    with daemon("jobs-page", _web_config(jobs, far_month(), port), extra_env={"FIRELINK_HTTP_TOKEN": WEB_TOKEN}) as d:
+        wait_until(lambda: _web_ready(d, port), 120, "the HTTP server to answer")
+        wait_until(lambda: all(j.get("next_due") for j in d.request("status")["jobs"]), 120,
+                   "every schedule planned", interval=0.25)
+        for rep in range(reps + 1):
+            first, last, status, body = _http_get(port, "/jobs")
+            if status != 200 or b"job1" not in body:
+                raise BenchError(f"/jobs answered {status}: {body[:200]!r}")
+            if rep:  # the first request warms the templates: reported apart
+                ttfb.append(first)
+                total.append(last)
+            else:
+                result.metrics["first_request_ttfb_seconds"] = first
+    p50 = median(ttfb)
+    result.metrics.update({"jobs": jobs, "repetitions": reps, "ttfb_seconds": ttfb, "total_seconds": total})
+    result.firelink = f"TTFB p50 {fmt_ms(p50)}, max {fmt_ms(max(ttfb))} (whole page p50 {fmt_ms(median(total))})"
+    result.reference = f"first request {fmt_ms(result.metrics['first_request_ttfb_seconds'])}"
+    result.met = p50 < 0.300
+    result.notes.append("a fresh connection per request, bearer token, the daemon idle otherwise")
+    return result
+
+
+BENCHMARKS["idle-http"] = bench_idle_http
+BENCHMARKS["jobs-page"] = bench_jobs_page
