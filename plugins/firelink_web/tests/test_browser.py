@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
-import textwrap
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,10 +32,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-FIRELINK = str(Path(sys.executable).with_name("firelink"))
 SCREENSHOTS = Path(__file__).parent / "screenshots"
 REPO = Path(__file__).resolve().parents[3]
-TOKEN = "browser-test-token-0123456789"
 WAIT = 30_000
 """Milliseconds a page waits for what it expects."""
 
@@ -51,13 +45,14 @@ CONFIG = """\
         params:
           who: {type: string, default: world, description: who to greet}
           times: {type: integer, default: 3}
+          api_key: {type: string, secret: true, default: none-given}
         command: ["sh", "-c", "for i in $(seq 1 $FIRELINK_PARAM_TIMES); do echo \\"hello $FIRELINK_PARAM_WHO $i\\"; sleep 0.5; done"]
       - name: extract
         trigger: manual
-        command: ["sh", "-c", "echo extracted >> {root}/extract.count; echo extracted"]
+        command: ["sh", "-c", "echo extracted"]
       - name: transform
         depends_on: [extract]
-        command: ["sh", "-c", "echo transforming; test -f {root}/ok || { echo no ok file; exit 3; }"]
+        command: ["sh", "-c", "echo transforming; test -e \\"$WEB_TEST_FLAG\\" || { echo no flag; exit 3; }"]
       - name: load
         depends_on: [transform]
         command: ["sh", "-c", "echo loaded"]
@@ -67,6 +62,8 @@ CONFIG = """\
         schedule: "0 3 * * *"
         command: ["true"]
 """
+"""A job with a parameter form (one secret) writing a line every 0.5 s, a chain extract ->
+transform -> load whose middle fails until the file named by WEB_TEST_FLAG exists, a cron job."""
 
 
 def _unavailable(reason: str) -> None:
@@ -76,100 +73,11 @@ def _unavailable(reason: str) -> None:
     pytest.skip(message)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class WebDaemon:
-    """A ``firelink run CONFIG --http 127.0.0.1:PORT`` process with a known token."""
-
-    def __init__(self, root: Path, config: Path) -> None:
-        self.root = root
-        self.config = config
-        self.state_dir = root / "state"
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log = root / "daemon.log"
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("FIRELINK_")}
-        self.env["FIRELINK_HTTP_TOKEN"] = TOKEN
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    FIRELINK,
-                    "run",
-                    str(self.config),
-                    "--state-dir",
-                    str(self.state_dir),
-                    "--http",
-                    f"127.0.0.1:{self.port}",
-                ],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
-                env=self.env,
-                cwd=self.root,
-            )
-
-        def up() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise AssertionError(f"the daemon exited:\n{self.log.read_text(errors='replace')}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
-                    return True
-            except OSError:
-                return False
-
-        wait_for(up, 30, interval=0.05, message="the daemon's HTTP server accepts connections")
-
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [FIRELINK, *args, "--state-dir", str(self.state_dir)],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            cwd=self.root,
-            timeout=60,
-        )
-
-    def login_url(self) -> str:
-        """The one-time login link ``firelink web-url`` prints."""
-        result = self.cli("web-url")
-        assert result.returncode == 0, result.stderr
-        url = next(word for word in result.stdout.split() if word.startswith("http"))
-        return url
-
-    def runs(self, job: str) -> list[dict[str, Any]]:
-        import json
-
-        result = self.cli("runs", job, "--json", "--limit", "100")
-        assert result.returncode == 0, result.stderr
-        return json.loads(result.stdout)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-
-
-def _daemon(root: Path, text: str) -> Iterator[WebDaemon]:
-    config = root / "firelink.yaml"
-    config.write_text(text)
-    daemon = WebDaemon(root, config)
-    daemon.start()
-    try:
-        yield daemon
-    finally:
-        daemon.stop()
+def runs(web: Any, job: str) -> list[dict[str, Any]]:
+    """The job's runs, newest first (through the API)."""
+    answer = web.api("GET", f"/api/v1/runs?job={job}&limit=100")
+    assert answer.status == 200, answer
+    return answer.json()["runs"]
 
 
 @pytest.fixture(scope="module")
@@ -191,20 +99,25 @@ def browser() -> Iterator[Any]:
             browser.close()
 
 
-@pytest.fixture(scope="module")
-def web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDaemon]:
-    root = tmp_path_factory.mktemp("web")
-    yield from _daemon(root, textwrap.dedent(CONFIG).replace("{root}", str(root)))
-
-
 @pytest.fixture
-def page(browser: Any, web: WebDaemon) -> Iterator[Any]:
-    """A fresh browser context logged in through the one-time link."""
+def web(web_daemon: Callable[..., Any]) -> Any:
+    """A real daemon (the conftest's ``web_daemon``) serving CONFIG."""
+    return web_daemon(CONFIG)
+
+
+def _login(browser: Any, web: Any) -> tuple[Any, Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(WAIT)
     page.goto(web.login_url())
     assert page.url.startswith(web.url), page.url
+    return context, page
+
+
+@pytest.fixture
+def page(browser: Any, web: Any) -> Iterator[Any]:
+    """A fresh browser context logged in through the one-time link."""
+    context, page = _login(browser, web)
     try:
         yield page
     finally:
@@ -215,7 +128,7 @@ def shot(page: Any, name: str) -> None:
     page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
 
 
-def test_login_link_opens_the_dashboard_once(browser: Any, web: WebDaemon) -> None:
+def test_login_link_opens_the_dashboard_once(browser: Any, web: Any) -> None:
     context = browser.new_context()
     try:
         page = context.new_page()
@@ -237,7 +150,7 @@ def test_login_link_opens_the_dashboard_once(browser: Any, web: WebDaemon) -> No
         context.close()
 
 
-def test_without_login_the_pages_are_refused(browser: Any, web: WebDaemon) -> None:
+def test_without_login_the_pages_are_refused(browser: Any, web: Any) -> None:
     context = browser.new_context()
     try:
         response = context.new_page().goto(web.url + "/jobs")
@@ -246,33 +159,30 @@ def test_without_login_the_pages_are_refused(browser: Any, web: WebDaemon) -> No
         context.close()
 
 
-def test_the_example_jobs_are_listed(browser: Any, tmp_path: Path) -> None:
-    example = (REPO / "examples" / "firelink.yaml").read_text()
-    (tmp_path / "inbox").mkdir()
-    for daemon in _daemon(tmp_path, example):
-        context = browser.new_context(viewport={"width": 1280, "height": 900})
-        try:
-            page = context.new_page()
-            page.set_default_timeout(WAIT)
-            page.goto(daemon.login_url())
-            page.goto(daemon.url + "/jobs")
-            for job in ("heartbeat", "after-heartbeat", "hello", "inbox"):
-                assert page.locator(f'tr[data-job-row="{job}"]').count() == 1, job
-            # heartbeat fires every 5 s: its row shows a run without a reload.
-            page.locator('tr[data-job-row="heartbeat"] .strip a').first.wait_for()
-            shot(page, "jobs-example")
-            page.fill('input[name="q"]', "heart")
-            page.wait_for_url("**/jobs?q=heart*")
-            assert page.locator("tr[data-job-row]").count() == 2
-        finally:
-            context.close()
+def test_the_example_jobs_are_listed(browser: Any, web_daemon: Callable[..., Any]) -> None:
+    web = web_daemon((REPO / "examples" / "firelink.yaml").read_text())
+    (web.root / "inbox").mkdir(exist_ok=True)
+    context, page = _login(browser, web)
+    try:
+        page.goto(web.url + "/jobs")
+        for job in ("heartbeat", "after-heartbeat", "hello", "inbox"):
+            assert page.locator(f'tr[data-job-row="{job}"]').count() == 1, job
+        # heartbeat fires every 5 s: its row shows a run without a reload.
+        page.locator('tr[data-job-row="heartbeat"] .strip a').first.wait_for()
+        shot(page, "jobs")
+        page.fill('input[name="q"]', "heart")
+        page.wait_for_url("**/jobs?q=heart*")
+        assert page.locator("tr[data-job-row]").count() == 2
+    finally:
+        context.close()
 
 
-def test_trigger_with_params_shows_the_log_growing(page: Any, web: WebDaemon) -> None:
+def test_trigger_with_params_shows_the_log_growing(page: Any, web: Any) -> None:
     page.goto(web.url + "/jobs/greet")
     shot(page, "job")
     page.fill('input[name="param.who"]', "browser")
     page.fill('input[name="param.times"]', "6")
+    page.fill('input[name="param.api_key"]', "s3cr3t-param-value")
     page.click('#trigger-form button[type="submit"]')
     page.wait_for_url("**/runs/*")
     # Mark this document: a reload would lose the mark.
@@ -291,12 +201,14 @@ def test_trigger_with_params_shows_the_log_growing(page: Any, web: WebDaemon) ->
     assert page.evaluate("window.__noReload") is True
     assert "hello browser 1" in log.inner_text() and "hello browser 6" in log.inner_text()
     shot(page, "run")
-    runs = web.runs("greet")
-    assert runs[0]["state"] == "success"
+    facts = page.locator("#run-facts").inner_text()
+    assert "who=browser" in facts and "api_key=***" in facts
+    assert "s3cr3t-param-value" not in page.content()
+    assert runs(web, "greet")[0]["state"] == "success"
 
 
-def test_a_bad_parameter_is_shown_on_the_form(page: Any, web: WebDaemon) -> None:
-    before = len(web.runs("greet"))
+def test_a_bad_parameter_is_shown_on_the_form(page: Any, web: Any) -> None:
+    before = len(runs(web, "greet"))
     page.goto(web.url + "/jobs/greet")
     # The browser's own check would stop a non-number: send the form as a user's script could.
     page.evaluate("document.querySelector('input[name=\"param.times\"]').type = 'text'")
@@ -305,10 +217,10 @@ def test_a_bad_parameter_is_shown_on_the_form(page: Any, web: WebDaemon) -> None
         page.click('#trigger-form button[type="submit"]')
     assert info.value.status == 422
     assert "times" in page.locator(".flash.error").inner_text()
-    assert len(web.runs("greet")) == before
+    assert len(runs(web, "greet")) == before
 
 
-def test_pause_shows_the_job_paused(page: Any, web: WebDaemon) -> None:
+def test_pause_shows_the_job_paused(page: Any, web: Any) -> None:
     page.goto(web.url + "/jobs/nightly")
     page.click('button:has-text("Pause")')
     page.wait_for_url("**/jobs/nightly*")
@@ -323,7 +235,7 @@ def test_pause_shows_the_job_paused(page: Any, web: WebDaemon) -> None:
     assert page.locator("#paused-badge").count() == 0
 
 
-def test_a_form_without_its_csrf_token_is_refused(page: Any, web: WebDaemon) -> None:
+def test_a_form_without_its_csrf_token_is_refused(page: Any, web: Any) -> None:
     page.goto(web.url + "/jobs/nightly")
     page.evaluate("document.querySelectorAll('input[name=csrf_token]').forEach(e => e.remove())")
     with page.expect_response(lambda r: r.url.endswith("/pause")) as info:
@@ -333,7 +245,7 @@ def test_a_form_without_its_csrf_token_is_refused(page: Any, web: WebDaemon) -> 
     assert page.locator("#paused-badge").count() == 0
 
 
-def test_failed_chain_graph_and_retry_from_failed(page: Any, web: WebDaemon) -> None:
+def test_failed_chain_graph_and_retry_from_failed(page: Any, web: Any) -> None:
     # The graph is open while the chain fails: transform turns red without a reload.
     page.goto(web.url + "/graph")
     page.evaluate("window.__noReload = true")
@@ -350,23 +262,24 @@ def test_failed_chain_graph_and_retry_from_failed(page: Any, web: WebDaemon) -> 
     assert page.locator('g[data-graph-job="transform"].s-failed').count() == 1
 
     load_run = wait_for(
-        lambda: (runs := web.runs("load")) and runs[0]["state"] == "upstream_failed" and runs[0],
+        lambda: (
+            (found := runs(web, "load")) and found[0]["state"] == "upstream_failed" and found[0]
+        ),
         30,
         message="load's run is upstream_failed",
     )
-    (web.root / "ok").write_text("")
+    web.flag.write_text("")
     page.goto(web.url + f"/runs/{load_run['id']}")
     page.click('button:has-text("Retry from failed")')
     page.wait_for_url("**/runs/*")
     wait_for(
-        lambda: (runs := web.runs("load")) and runs[0]["state"] == "success",
+        lambda: (found := runs(web, "load")) and found[0]["state"] == "success",
         30,
         message="load succeeds after transform is retried",
     )
-    transform = web.runs("transform")
+    transform = runs(web, "transform")
     assert [r["state"] for r in transform] == ["success", "failed"]
-    assert len(web.runs("extract")) == 1
-    assert (web.root / "extract.count").read_text().count("extracted") == 1
+    assert len(runs(web, "extract")) == 1
     page.goto(web.url + "/runs?job=transform")
     assert page.locator("table.runs tbody tr").count() == 2
     shot(page, "runs")
@@ -375,7 +288,7 @@ def test_failed_chain_graph_and_retry_from_failed(page: Any, web: WebDaemon) -> 
     shot(page, "graph")
 
 
-def test_unknown_job_page_suggests(page: Any, web: WebDaemon) -> None:
+def test_unknown_job_page_suggests(page: Any, web: Any) -> None:
     response = page.goto(web.url + "/jobs/gret")
     assert response is not None and response.status == 404
     assert page.locator('a[href="/jobs/greet"]').count() == 1
