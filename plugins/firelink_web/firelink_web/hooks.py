@@ -20,7 +20,7 @@ from firelink_core.plugin_api import StorageError
 
 from .context import CONTEXT
 from .signatures import SignatureError
-from .trigger import WebhookTrigger, find_webhook
+from .trigger import WebhookTrigger, find_webhook, set_served
 
 __all__ = ["read_limited", "setup"]
 
@@ -31,6 +31,16 @@ _CHUNK = 64 * 1024
 def setup(app: web.Application) -> None:
     """Add the webhook route to ``app`` (the shared context is ``app[CONTEXT]``)."""
     app.router.add_post("/hooks/{job}", receive)
+    state_dir = _state_dir(app)
+
+    async def listening(_: web.Application) -> None:
+        set_served(state_dir, True)
+
+    async def closing(_: web.Application) -> None:
+        set_served(state_dir, False)
+
+    app.on_startup.append(listening)
+    app.on_cleanup.append(closing)
 
 
 def _state_dir(app: web.Application) -> Path:

@@ -30,7 +30,7 @@ from firelink_core.plugin_api import (
 from .bodies import BodyStore
 from .signatures import verify
 
-__all__ = ["BODY_ENV", "DEFAULT_MAX_BODY", "WebhookTrigger", "find_webhook"]
+__all__ = ["BODY_ENV", "DEFAULT_MAX_BODY", "WebhookTrigger", "find_webhook", "set_served"]
 
 BODY_ENV = "FIRELINK_WEBHOOK_BODY"
 """The variable holding the path of the request's body file."""
@@ -46,9 +46,27 @@ def _where(state_dir: Path, job: str) -> tuple[str, str]:
     return (str(Path(state_dir).resolve()), job)
 
 
+_served: set[str] = set()
+"""The state directories whose daemon's HTTP server listens (webhook requests can arrive)."""
+
+
 def find_webhook(state_dir: Path, job: str) -> WebhookTrigger | None:
     """The started webhook trigger of ``job`` in the daemon of ``state_dir``, if any."""
     return _started.get(_where(state_dir, job))
+
+
+def set_served(state_dir: Path, served: bool) -> None:
+    """The HTTP server of the daemon of ``state_dir`` started (or stopped) listening: its
+    webhook triggers are healthy from then on. Until then they show ``starting``: without a
+    server (no ``--http``, no ``http:``) a webhook job never fires, and status says so."""
+    where = _where(state_dir, "")[0]
+    if not served:
+        _served.discard(where)
+        return
+    _served.add(where)
+    for (folder, _), trigger in _started.items():
+        if folder == where:
+            trigger.context.set_health("ok")
 
 
 class WebhookTrigger(Trigger):
@@ -107,7 +125,8 @@ class WebhookTrigger(Trigger):
 
     async def start(self) -> None:
         _started.setdefault(self._key, self)
-        self.context.set_health("ok")
+        if self._key[0] in _served:
+            self.context.set_health("ok")
 
     async def stop(self) -> None:
         if _started.get(self._key) is self:

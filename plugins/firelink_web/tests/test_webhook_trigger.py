@@ -96,6 +96,12 @@ async def _post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, di
         return resp.status, await resp.json()
 
 
+async def _get(url: str, token: str) -> tuple[int, str]:
+    headers = {"Authorization": f"Bearer {token}"}
+    async with aiohttp.ClientSession() as session, session.get(url, headers=headers) as resp:
+        return resp.status, await resp.text()
+
+
 def _signed(body: bytes, *, secret: str = SECRET, at: float | None = None) -> dict[str, str]:
     stamp = int(time.time() if at is None else at)
     return {FIRELINK_HEADER: sign_firelink(secret, body, stamp), "Content-Type": "application/json"}
@@ -302,6 +308,22 @@ def test_old_bodies_are_pruned_when_a_request_arrives(tmp_path: Path) -> None:
     asyncio.run(main())
 
 
+def test_the_trigger_shows_starting_until_the_http_server_listens(tmp_path: Path) -> None:
+    def health(h: EngineHarness) -> str:
+        (job,) = [j for j in h.engine.status() if j.name == "deploy"]
+        return job.health["deploy#0"].state
+
+    async def main() -> None:
+        alone = tmp_path / "alone"
+        alone.mkdir()
+        async with run_engine(_config(alone), alone) as h:
+            assert health(h) == "starting"  # no server: the job cannot fire
+        async with serving(tmp_path) as (h, _, _):
+            assert health(h) == "ok"
+
+    asyncio.run(main())
+
+
 # --------------------------------------------------------------------------- the real daemon
 
 FIRELINK = str(Path(sys.executable).with_name("firelink"))
@@ -379,6 +401,7 @@ def test_kill_9_right_after_the_202_still_runs_the_job_after_restart(tmp_path: P
     (tmp_path / "firelink.yaml").write_text(_config(out).replace(f'"{SECRET}"', "${HOOK_SECRET}"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIRELINK_")}
     env["HOOK_SECRET"] = SECRET
+    env["FIRELINK_HTTP_TOKEN"] = "web-token-for-the-test"
     body = b'{"ref": "release-7"}'
     proc = _start_daemon(tmp_path, env)
     try:
@@ -389,13 +412,17 @@ def test_kill_9_right_after_the_202_still_runs_the_job_after_restart(tmp_path: P
         assert status == 202, answer
         (tmp_path / "state" / "http.json").unlink(missing_ok=True)  # left by the killed daemon
         proc = _start_daemon(tmp_path, env)
-        _url(tmp_path, proc)
+        url = _url(tmp_path, proc)
         run = wait_for(
             lambda: _done(_runs(tmp_path, env), answer["event_id"]),
             60,
             interval=0.1,
             message="the event stored before the kill is run to success",
         )
+        # The secret is in no answer of the API or the dashboard about the job.
+        for path in ("/api/v1/jobs/deploy", "/jobs/deploy", f"/api/v1/runs/{run['id']}"):
+            status, text = asyncio.run(_get(url + path, env["FIRELINK_HTTP_TOKEN"]))
+            assert status == 200 and SECRET not in text, (path, status)
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGINT)
