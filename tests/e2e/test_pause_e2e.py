@@ -351,15 +351,19 @@ def test_explain_says_which_fires_missed_while_the_daemon_was_down_were_not_run(
     def catch_ups() -> list[dict[str, Any]]:
         return [r for r in _started_runs(daemon, "tick") if r["payload"].get("catchup")]
 
-    wait_for(catch_ups, 15, message="the catch-up run")
-    # two regular fires later there is still exactly one catch-up run
+    merged = "the missed fire is not caught up: the next fire is due in"
+    # The latest fire within misfire_grace runs as one catch-up run, unless the restart came
+    # within a tenth of a second of the next whole second: then that regular fire stands in
+    # for it (docs/engine.md), and the daemon says so.
+    wait_for(lambda: catch_ups() or merged in daemon.daemon_log(), 15, message="the catch-up run")
+    # two regular fires later there is still at most one catch-up run, and one unless merged
     regular_before = len(_started_runs(daemon, "tick")) - len(catch_ups())
     wait_for(
         lambda: len(_started_runs(daemon, "tick")) - len(catch_ups()) >= regular_before + 2,
         15,
         message="two more regular fires",
     )
-    assert len(catch_ups()) == 1
+    assert len(catch_ups()) == (0 if merged in daemon.daemon_log() else 1)
 
 
 def test_a_paused_downstream_job_makes_no_automatic_run_until_resumed(
