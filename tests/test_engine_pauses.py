@@ -127,3 +127,18 @@ def test_pause_and_resume_check_every_name_first_and_keep_a_first_pause(tmp_path
             assert outcomes == ["ran", "resumed", "paused"]
 
     asyncio.run(scenario())
+
+
+def test_job_status_answers_one_job_as_status_does(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with run_engine(CONFIG, tmp_path) as h:
+            assert (await h.run("flaky", {"FAIL": "1"})).state is RunState.FAILED
+            await h.engine.pause(["steady"], "window")
+            for name in ("flaky", "steady"):
+                assert h.engine.job_status(name) == _state(h, name)
+            assert h.engine.job_status("flaky").state == "failing"
+            assert h.engine.job_status("steady").paused is not None
+            with pytest.raises(KeyError):
+                h.engine.job_status("nope")
+
+    asyncio.run(scenario())

@@ -754,6 +754,11 @@ class Engine:
         """One entry per configured job."""
         return [self._job_status(job) for job in self._jobs.values()]
 
+    def job_status(self, name: str) -> JobStatus:
+        """One job's entry of :meth:`status` (``KeyError`` for an unknown job): a page of a
+        long job list asks for the jobs it shows, not for all of them."""
+        return self._job_status(self._jobs[name])
+
     def _job_status(self, job: JobSpec) -> JobStatus:
         return job_status(job, triggers=self._triggers, timer=self._timer, slots=self._slots,
                           conditions=self._conditions, outcomes=self._outcomes, pause=self._pauses.get(job.name))

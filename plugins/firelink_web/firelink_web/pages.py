@@ -293,17 +293,30 @@ async def jobs_page(request: web.Request) -> web.Response:
     next fire and a strip of recent outcomes."""
     q = request.query.get("q", "").strip()
     state = request.query.get("state", "")
-    statuses = _statuses(request)
     needle = q.lower()
-    matching = [
-        s
-        for s in statuses
-        if (not needle or needle in s.name.lower())
-        and (not state or s.state == state or (state == "paused" and s.paused is not None))
-    ]
-    pages = max(1, math.ceil(len(matching) / PAGE_SIZE))
-    page = min(_page_number(request.query.get("page")), pages)
-    shown = [_status_view(s) for s in matching[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]]
+    every = _job_names(request)
+    if state:
+        # A state filter needs every job's status; a name filter only the page's.
+        matching = [
+            s
+            for s in _statuses(request)
+            if (not needle or needle in s.name.lower())
+            and (s.state == state or (state == "paused" and s.paused is not None))
+        ]
+        count = len(matching)
+        pages = max(1, math.ceil(count / PAGE_SIZE))
+        page = min(_page_number(request.query.get("page")), pages)
+        chosen = matching[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+    else:
+        names = [n for n in every if needle in n.lower()] if needle else list(every)
+        count = len(names)
+        pages = max(1, math.ceil(count / PAGE_SIZE))
+        page = min(_page_number(request.query.get("page")), pages)
+        chosen = [
+            _ctx(request).engine.job_status(n)
+            for n in names[(page - 1) * PAGE_SIZE : page * PAGE_SIZE]
+        ]
+    shown = [_status_view(s) for s in chosen]
     for job in shown:
         job["recent"] = await _recent(request, job["name"])
 
@@ -320,8 +333,8 @@ async def jobs_page(request: web.Request) -> web.Response:
         q=q,
         state=state,
         states=JOB_STATES,
-        total=len(matching),
-        all_count=len(statuses),
+        total=count,
+        all_count=len(every),
         page=page,
         pages=pages,
         prev_url=page_url(page - 1) if page > 1 else None,
@@ -331,10 +344,12 @@ async def jobs_page(request: web.Request) -> web.Response:
 
 def _one_status(request: web.Request, name: str) -> Any:
     _spec(request, name)
-    for status in _statuses(request):
-        if status.name == name:
-            return status
-    raise ControlError("unknown-job", f"no job named {name!r}", job=name, suggestions=[])
+    try:
+        return _ctx(request).engine.job_status(name)
+    except KeyError:
+        raise ControlError(
+            "unknown-job", f"no job named {name!r}", job=name, suggestions=[]
+        ) from None
 
 
 async def job_row(request: web.Request) -> web.Response:
