@@ -13,6 +13,7 @@ _PACKAGES = {
     "firelink_docker": ROOT / "plugins" / "firelink_docker" / "firelink_docker",
     "firelink_celery": ROOT / "plugins" / "firelink_celery" / "firelink_celery",
     "firelink_postgres": ROOT / "plugins" / "firelink_postgres" / "firelink_postgres",
+    "firelink_web": ROOT / "plugins" / "firelink_web" / "firelink_web",
 }
 
 

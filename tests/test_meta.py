@@ -25,7 +25,7 @@ ROOT = Path(__file__).parent.parent
 PUBLISHED = ROOT / "schema" / "firelink.schema.json"
 FIRST_PARTY = (
     "firelink_s3.plugin", "firelink_fs.plugin", "firelink_docker.plugin", "firelink_celery.plugin",
-    "firelink_postgres.plugin",
+    "firelink_postgres.plugin", "firelink_web.plugin",
 )
 REGENERATE = "firelink schema > schema/firelink.schema.json"
 

@@ -14,7 +14,7 @@ tomllib = pytest.importorskip("tomllib", reason="reading pyproject.toml needs Py
 ROOT = Path(__file__).resolve().parent.parent
 PROJECTS = [ROOT / "pyproject.toml", *sorted(ROOT.glob("plugins/*/pyproject.toml"))]
 CORE = "firelink-core"
-FIRST_PARTY = {CORE, "firelink-fs", "firelink-s3", "firelink-docker", "firelink-celery", "firelink-postgres"}
+FIRST_PARTY = {CORE, "firelink-fs", "firelink-s3", "firelink-docker", "firelink-celery", "firelink-postgres", "firelink-web"}
 PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 _NAME = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)")
 
