@@ -33,6 +33,8 @@ RUNS_PAGE = 50
 """Runs on one page of the runs list."""
 RECENT = 12
 """Runs in a job's strip of recent outcomes."""
+JOB_RUNS = 20
+"""Runs on a job's page."""
 GRAPH_MAX = 400
 """The most jobs the graph draws at once (name a job to see its neighbourhood)."""
 LOG_TAIL = 256 * 1024
@@ -70,6 +72,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/jobs", jobs_page)
     app.router.add_get("/jobs/{job}", job_page)
     app.router.add_get("/jobs/{job}/row", job_row)
+    app.router.add_get("/jobs/{job}/runs", job_runs)
     app.router.add_post("/jobs/{job}/trigger", trigger_job)
     app.router.add_post("/jobs/{job}/pause", pause_job)
     app.router.add_post("/jobs/{job}/resume", resume_job)
@@ -363,6 +366,23 @@ async def job_row(request: web.Request) -> web.Response:
     return _fragment(request, "_job_row.html", job=job)
 
 
+async def job_runs(request: web.Request) -> web.Response:
+    """The job page's table of runs (the script swaps it in when the job's runs move)."""
+    name = request.match_info["job"]
+    try:
+        _spec(request, name)
+        answer = await _ask(request, "runs", job=name, limit=JOB_RUNS)
+    except ControlError as exc:
+        return _error_page(request, exc)
+    return _fragment(
+        request,
+        "_runs_table.html",
+        runs=[_run_view(r) for r in answer.get("runs", [])],
+        live_src=f"/jobs/{_quote(name)}/runs",
+        live_job=name,
+    )
+
+
 def _params_view(spec: Any) -> list[dict[str, Any]]:
     out = []
     for param in spec.params.values():
@@ -413,7 +433,7 @@ async def job_page(request: web.Request, *, status: int = 200, flash: Any = None
     try:
         spec = _spec(request, name)
         job = _status_view(_one_status(request, name))
-        runs = await _ask(request, "runs", job=name, limit=20)
+        runs = await _ask(request, "runs", job=name, limit=JOB_RUNS)
     except ControlError as exc:
         return _error_page(request, exc)
     config = _ctx(request).config
@@ -503,6 +523,16 @@ async def runs_page(request: web.Request) -> web.Response:
         return _error_page(request, exc)
     base = {k: v for k, v in {"job": job or "", "state": state or ""}.items() if v}
     next_cursor = answer.get("next_cursor")
+    # The newest page follows new runs live (the script fetches it again, as a fragment).
+    live_src = None if cursor else "/runs?" + urllib.parse.urlencode({**base, "fragment": "table"})
+    if request.query.get("fragment") == "table":
+        return _fragment(
+            request,
+            "_runs_table.html",
+            runs=[_run_view(r) for r in answer.get("runs", [])],
+            live_src=live_src,
+            live_job=None,
+        )
     return _render(
         request,
         "runs.html",
@@ -515,6 +545,7 @@ async def runs_page(request: web.Request) -> web.Response:
         if next_cursor
         else None,
         first_url=("/runs?" + urllib.parse.urlencode(base)) if cursor else None,
+        live_src=live_src,
     )
 
 

@@ -288,6 +288,21 @@ def test_failed_chain_graph_and_retry_from_failed(page: Any, web: Any) -> None:
     shot(page, "graph")
 
 
+def test_runs_and_a_job_page_show_new_runs_without_a_reload(page: Any, web: Any) -> None:
+    page.goto(web.url + "/runs")
+    page.evaluate("window.__noReload = true")
+    other = page.context.new_page()
+    other.goto(web.url + "/jobs/greet")
+    other.evaluate("window.__noReload = true")
+    answer = web.api("POST", "/api/v1/jobs/greet/trigger", body={"params": {"times": "1"}})
+    assert answer.status in (200, 201, 202), answer
+    run_id = answer.json()["run_id"]
+    for tab in (page, other):
+        tab.locator(f'table.runs [data-run-state="{run_id}"]').filter(has_text="success").wait_for()
+        assert tab.evaluate("window.__noReload") is True
+    shot(other, "job-live")
+
+
 def test_unknown_job_page_suggests(page: Any, web: Any) -> None:
     response = page.goto(web.url + "/jobs/gret")
     assert response is not None and response.status == 404

@@ -3,7 +3,8 @@
  * - One EventSource on /api/v1/events per page. An event names a job (and a run): every element
  *   with data-live-job="<job>" and a data-src is replaced by a fresh server-rendered fragment
  *   (a job's row, a job's facts), graph nodes data-graph-job="<job>" take the run's state as
- *   their colour, and data-run-state="<run id>" badges show the run's new state.
+ *   their colour, and data-run-state="<run id>" badges show the run's new state. Elements
+ *   with data-live-run="<run id>" follow that run, data-live-any="1" (the newest runs) any run.
  * - A run page's <pre data-follow="URL"> follows the run's log on its own stream
  *   (/api/v1/runs/{id}/log with Accept: text/event-stream) and appends text as it is written.
  */
@@ -30,7 +31,7 @@
   }
 
   // Replace every element whose attribute `attr` is `key` by its data-src fragment (debounced).
-  function refresh(attr, key) {
+  function refresh(attr, key, delay) {
     var id = attr + "\u0000" + key;
     if (pending[id]) return;
     pending[id] = setTimeout(function () {
@@ -41,7 +42,7 @@
           .then(function (r) { return r.ok ? r.text() : null; })
           .then(function (html) { if (html != null && el.parentNode) el.outerHTML = html; });
       });
-    }, 200);
+    }, delay || 200);
   }
 
   function onRunEvent(msg) {
@@ -49,6 +50,7 @@
     var runId = field(msg, "run_id") || field(msg, "id");
     var state = field(msg, "state");
     if (runId) refresh("data-live-run", runId);
+    refresh("data-live-any", "1", 1000);
     if (job) {
       refresh("data-live-job", job);
       if (state) {
