@@ -53,6 +53,14 @@ RUN_STATES = (
     "interrupted",
     "cancelled",
 )
+FLASHES = {
+    "started": "run started",
+    "paused": "paused",
+    "resumed": "resumed",
+    "retried": "retry started",
+    "cancelled": "cancelled",
+}
+"""What a page says after a form's action (``?done=KEY``)."""
 _HERE = Path(__file__).parent
 _ENV: web.AppKey[jinja2.Environment] = web.AppKey("firelink_web_templates", jinja2.Environment)
 
@@ -100,10 +108,9 @@ async def _ask(request: web.Request, cmd: str, **fields: Any) -> Any:
 def _render(request: web.Request, name: str, status: int = 200, **values: Any) -> web.Response:
     from . import auth
 
-    flash = None
-    if request.query.get("flash"):
-        flash = {"text": request.query["flash"][:500], "kind": request.query.get("kind", "")[:20]}
-    values.setdefault("flash", flash)
+    # A fixed message by name: a link cannot make the page say something else.
+    text = FLASHES.get(request.query.get("done", ""))
+    values.setdefault("flash", {"text": text, "kind": ""} if text else None)
     values.setdefault("section", "")
     values["csrf_token"] = auth.csrf_token(request)
     html = request.app[_ENV].get_template(name).render(**values)
@@ -147,11 +154,9 @@ def _error_page(request: web.Request, exc: ControlError) -> web.Response:
     )
 
 
-def _redirect(path: str, text: str | None = None, kind: str = "") -> web.HTTPSeeOther:
-    if text:
-        query = urllib.parse.urlencode({"flash": text, "kind": kind} if kind else {"flash": text})
-        path = f"{path}?{query}"
-    return web.HTTPSeeOther(path)
+def _redirect(path: str, done: str) -> web.HTTPSeeOther:
+    """See the page at ``path``, saying what was done (a key of ``FLASHES``)."""
+    return web.HTTPSeeOther(f"{path}?done={done}")
 
 
 def _quote(name: str) -> str:
@@ -477,7 +482,7 @@ async def trigger_job(request: web.Request) -> web.StreamResponse:
                 flash={"text": exc.message, "kind": "error"},
             )
         return _error_page(request, exc)
-    raise _redirect(f"/runs/{answer['run_id']}", "run started")
+    raise _redirect(f"/runs/{answer['run_id']}", "started")
 
 
 async def pause_job(request: web.Request) -> web.StreamResponse:
@@ -615,8 +620,8 @@ async def retry_run(request: web.Request) -> web.StreamResponse:
         return _error_page(request, exc)
     new = answer.get("run_id") if isinstance(answer, Mapping) else None
     if new:
-        raise _redirect(f"/runs/{new}", "retry started")
-    raise _redirect(f"/runs/{raw}", "retry started")
+        raise _redirect(f"/runs/{new}", "retried")
+    raise _redirect(f"/runs/{raw}", "retried")
 
 
 async def cancel_run(request: web.Request) -> web.StreamResponse:

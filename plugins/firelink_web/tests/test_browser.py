@@ -303,6 +303,18 @@ def test_runs_and_a_job_page_show_new_runs_without_a_reload(page: Any, web: Any)
     shot(other, "job-live")
 
 
+def test_cancel_ends_a_running_run(page: Any, web: Any) -> None:
+    answer = web.api("POST", "/api/v1/jobs/greet/trigger", body={"params": {"times": "60"}})
+    run_id = answer.json()["run_id"]
+    page.goto(web.url + f"/runs/{run_id}")
+    page.wait_for_function("document.getElementById('log').textContent.includes('hello world 1')")
+    page.click('#run-facts button:has-text("Cancel")')
+    page.wait_for_url(f"**/runs/{run_id}?done=cancelled")
+    assert page.locator(".flash").inner_text() == "cancelled"
+    page.locator("h1 [data-run-state]").filter(has_text="cancelled").wait_for()
+    assert runs(web, "greet")[0]["state"] == "cancelled"
+
+
 def test_unknown_job_page_suggests(page: Any, web: Any) -> None:
     response = page.goto(web.url + "/jobs/gret")
     assert response is not None and response.status == 404

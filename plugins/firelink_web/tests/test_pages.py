@@ -100,3 +100,11 @@ def test_without_auth_pages_are_refused_and_static_assets_are_public(
         assert answer.status == 200 and kind in answer.headers["Content-Type"]
     # The root leads to the jobs page.
     assert "<h1>Jobs" in _page(web, "/")
+
+
+def test_a_link_cannot_make_a_page_say_something(web_daemon: Callable[..., Any]) -> None:
+    web = web_daemon()
+    for query in ("flash=you+are+hacked", "done=you+are+hacked", "done=paused&kind=x"):
+        html = _page(web, f"/jobs?{query}")
+        assert "hacked" not in html
+    assert '<div class="flash' in _page(web, "/jobs/hello?done=paused")
