@@ -181,7 +181,7 @@ def test_trigger_with_params_shows_the_log_growing(page: Any, web: Any) -> None:
     page.goto(web.url + "/jobs/greet")
     shot(page, "job")
     page.fill('input[name="param.who"]', "browser")
-    page.fill('input[name="param.times"]', "6")
+    page.fill('input[name="param.times"]', "10")
     page.fill('input[name="param.api_key"]', "s3cr3t-param-value")
     page.click('#trigger-form button[type="submit"]')
     page.wait_for_url("**/runs/*")
@@ -190,8 +190,8 @@ def test_trigger_with_params_shows_the_log_growing(page: Any, web: Any) -> None:
     log = page.locator("#log")
     page.wait_for_function("document.getElementById('log').textContent.includes('hello browser 1')")
     first = log.inner_text()
-    assert "hello browser 6" not in first
-    page.wait_for_function("document.getElementById('log').textContent.includes('hello browser 6')")
+    assert "hello browser 10" not in first
+    page.wait_for_function("document.getElementById('log').textContent.includes('hello browser 10')")
     assert page.evaluate("window.__noReload") is True
     page.locator("h1 [data-run-state]").filter(has_text="success").wait_for()
     # The facts follow too: the finished run offers Retry (no Cancel), still without a reload.
@@ -199,7 +199,7 @@ def test_trigger_with_params_shows_the_log_growing(page: Any, web: Any) -> None:
     assert page.locator('#run-facts button:has-text("Cancel")').count() == 0
     assert "exit code 0" in page.locator("#run-facts").inner_text()
     assert page.evaluate("window.__noReload") is True
-    assert "hello browser 1" in log.inner_text() and "hello browser 6" in log.inner_text()
+    assert "hello browser 1" in log.inner_text() and "hello browser 10" in log.inner_text()
     shot(page, "run")
     facts = page.locator("#run-facts").inner_text()
     assert "who=browser" in facts and "api_key=***" in facts
