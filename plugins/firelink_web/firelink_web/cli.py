@@ -9,6 +9,7 @@ from pathlib import Path
 
 import click
 
+from firelink_core._daemon import lock_holder
 from firelink_core.cli._target import Target, locate_options
 
 from .auth import TOKEN_ENV, TOKEN_FILE, load_token, login_code
@@ -30,8 +31,13 @@ def web_url_cmd(state_dir: Path | None, config_path: Path | None, as_json: bool)
     target = Target(state_dir, config_path)
     url_file = target.state_dir / URL_FILE
     try:
-        url = json.loads(url_file.read_text(encoding="utf-8"))["url"]
+        written = json.loads(url_file.read_text(encoding="utf-8"))
+        url = written["url"]
+        # a daemon killed with -9 leaves the file: only the lock holder's is current
+        current = lock_holder(target.state_dir) == written["pid"]
     except (OSError, ValueError, KeyError, TypeError):
+        current = False
+    if not current:
         click.echo(
             f"firelink: no HTTP server runs on state directory {target.state_dir}"
             " (start it with `firelink run --http 127.0.0.1:8080` or an http: section)",

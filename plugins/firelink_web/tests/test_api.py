@@ -386,3 +386,12 @@ def test_the_http_section_is_validated(tmp_path: Any) -> None:
     assert done.returncode == 1
     assert "firelink.yaml:1" in done.stdout + done.stderr
     assert "colour" in done.stdout + done.stderr
+
+
+def test_web_url_without_a_running_server_says_so(web_daemon: Callable[..., WebDaemon]) -> None:
+    web = web_daemon()
+    assert web.login_url().startswith(web.url)
+    web.proc.kill()  # kill -9: the daemon leaves its http.json behind
+    web.proc.wait()
+    done = web.cli("web-url")
+    assert done.returncode == 3 and "no HTTP server runs" in done.stderr
