@@ -23,6 +23,7 @@ from aiohttp import web
 
 from firelink_core._control import ControlError, suggest
 
+from . import auth
 from .context import CONTEXT, WebContext
 
 __all__ = ["PAGE_SIZE", "setup"]
@@ -106,8 +107,6 @@ async def _ask(request: web.Request, cmd: str, **fields: Any) -> Any:
 
 
 def _render(request: web.Request, name: str, status: int = 200, **values: Any) -> web.Response:
-    from . import auth
-
     # A fixed message by name: a link cannot make the page say something else.
     text = FLASHES.get(request.query.get("done", ""))
     values.setdefault("flash", {"text": text, "kind": ""} if text else None)
@@ -118,8 +117,6 @@ def _render(request: web.Request, name: str, status: int = 200, **values: Any) -
 
 
 def _fragment(request: web.Request, name: str, **values: Any) -> web.Response:
-    from . import auth
-
     values["csrf_token"] = auth.csrf_token(request)
     html = request.app[_ENV].get_template(name).render(**values)
     return web.Response(text=html, content_type="text/html", charset="utf-8")
@@ -136,6 +133,7 @@ def _error_page(request: web.Request, exc: ControlError) -> web.Response:
         "run-ended": 409,
         "cannot-retry": 409,
         "stopping": 503,
+        "internal": 500,
     }.get(exc.code, 400)
     suggestions = exc.data.get("suggestions") or exc.data.get("candidates") or []
     prefix = "/jobs/" if exc.code == "unknown-job" else "/runs/"
@@ -165,8 +163,6 @@ def _quote(name: str) -> str:
 
 async def _form(request: web.Request) -> Mapping[str, Any]:
     """The posted form, its CSRF token checked (403 otherwise: nothing is done)."""
-    from . import auth
-
     form = await request.post()
     if not auth.check_csrf(request, form):
         raise web.HTTPForbidden(text="missing or wrong CSRF token: reload the page and try again")

@@ -108,3 +108,42 @@ def test_a_link_cannot_make_a_page_say_something(web_daemon: Callable[..., Any])
         html = _page(web, f"/jobs?{query}")
         assert "hacked" not in html
     assert '<div class="flash' in _page(web, "/jobs/hello?done=paused")
+
+
+def test_the_trigger_form_is_built_from_params_and_refusals_name_the_parameter(
+    web_daemon: Callable[..., Any],
+) -> None:
+    web = web_daemon(
+        """\
+        jobs:
+          - name: report
+            trigger: manual
+            params:
+              day: {type: string, pattern: "^[0-9]{4}-[0-9]{2}-[0-9]{2}$", description: the day}
+              format: {enum: [pdf, html], default: pdf}
+              draft: {type: boolean, default: false}
+              token: {type: string, secret: true, default: not-shown-default}
+            command: ["sh", "-c", "echo $FIRELINK_PARAM_DAY $FIRELINK_PARAM_FORMAT"]
+        """
+    )
+    form = _page(web, "/jobs/report")
+    assert 'name="param.day"' in form and "required" in form and "the day" in form
+    assert '<option value="html"' in form and '<option value="pdf" selected' in form
+    assert '<option value="false" selected' in form
+    assert 'type="password"' in form and "not-shown-default" not in form
+    refused = web.api(
+        "POST",
+        "/jobs/report/trigger",
+        data=b"param.day=yesterday&param.format=pdf",
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"},
+    )
+    assert refused.status == 422
+    assert "parameter &#39;day&#39;" in refused.text and "yesterday" in refused.text
+    assert web.api("GET", "/api/v1/runs?job=report").json()["runs"] == []
+    started = web.api(
+        "POST",
+        "/jobs/report/trigger",
+        data=b"param.day=2026-05-01&param.format=html&param.draft=true",
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "text/html"},
+    )
+    assert started.status == 200 and "day=2026-05-01" in started.text, started
