@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .._clock import SystemClock
+from ..params import PARAMS, event_params
 from ..plugin_api import Clock, JobSpec, TriggerContext, TriggerEvent, TriggerHealth, TriggerSpec
 
 __all__ = ["EventRecorder", "FakeClock"]
@@ -89,7 +90,9 @@ class EventRecorder(TriggerContext):
         *,
         dedupe_key: str | None = None,
         scheduled_for: float | None = None,
+        params: Mapping[str, Any] | None = None,
     ) -> TriggerEvent | None:
+        options = {PARAMS: event_params(self.job, params)} if params is not None else {}
         if dedupe_key is not None:
             if dedupe_key in self._dedupe:
                 return None
@@ -108,6 +111,7 @@ class EventRecorder(TriggerContext):
             created_at=self.clock.now(),
             scheduled_for=scheduled_for,
             dedupe_key=dedupe_key,
+            options=options,
         )
         self.events.append(event)
         self._new_event.set()

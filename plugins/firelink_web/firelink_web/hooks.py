@@ -4,7 +4,7 @@ HMAC signature is its authentication).
 Answers: 202 ``{"event_id": ...}`` once the event is stored; 200 ``{"duplicate": true}`` for
 the same signed request sent again; 401 for a missing, wrong or stale signature; 404 when the
 job has no started webhook trigger; 413 above the trigger's ``max_body``; 422 naming a
-parameter the body gives wrongly; 503 when storage fails. Nothing is stored but on 202.
+parameter the body gives wrongly; 503 when storage fails or the trigger is stopping. Nothing is stored but on 202.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from firelink_core.plugin_api import StorageError
 
 from .context import CONTEXT
 from .signatures import SignatureError
-from .trigger import WebhookTrigger, find_webhook, set_served
+from .trigger import WebhookStopped, WebhookTrigger, find_webhook, set_served
 
 __all__ = ["read_limited", "setup"]
 
@@ -91,6 +91,8 @@ async def receive(request: web.Request) -> web.Response:
         return _error(401, str(exc))
     except ParamError as exc:
         return _error(422, exc.message, param=exc.param)
+    except WebhookStopped:
+        return _error(503, "the daemon is stopping or reloading this job; send it again later")
     except StorageError as exc:
         log.warning("webhook %s: the event could not be stored: %s", job, exc)
         return _error(503, "the event could not be stored; send it again later")

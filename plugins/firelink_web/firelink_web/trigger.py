@@ -30,7 +30,14 @@ from firelink_core.plugin_api import (
 from .bodies import BodyStore
 from .signatures import verify
 
-__all__ = ["BODY_ENV", "DEFAULT_MAX_BODY", "WebhookTrigger", "find_webhook", "set_served"]
+__all__ = [
+    "BODY_ENV",
+    "DEFAULT_MAX_BODY",
+    "WebhookStopped",
+    "WebhookTrigger",
+    "find_webhook",
+    "set_served",
+]
 
 BODY_ENV = "FIRELINK_WEBHOOK_BODY"
 """The variable holding the path of the request's body file."""
@@ -67,6 +74,10 @@ def set_served(state_dir: Path, served: bool) -> None:
     for (folder, _), trigger in _started.items():
         if folder == where:
             trigger.context.set_health("ok")
+
+
+class WebhookStopped(Exception):
+    """A request reached a trigger that stopped meanwhile: nothing was stored."""
 
 
 class WebhookTrigger(Trigger):
@@ -119,16 +130,19 @@ class WebhookTrigger(Trigger):
             Path(context.state_dir) / "webhooks" / _folder_name(context.job.name), keep
         )
         self._key = _where(context.state_dir, context.job.name)
+        self._running = False
 
     def __repr__(self) -> str:  # never shows the secret
         return f"WebhookTrigger({self.spec.key!r})"
 
     async def start(self) -> None:
+        self._running = True
         _started.setdefault(self._key, self)
         if self._key[0] in _served:
             self.context.set_health("ok")
 
     async def stop(self) -> None:
+        self._running = False
         if _started.get(self._key) is self:
             del _started[self._key]
 
@@ -137,7 +151,10 @@ class WebhookTrigger(Trigger):
 
         Raises ``signatures.SignatureError`` (nothing stored) and
         ``firelink_core.params.ParamError`` for a parameter the body gives wrongly (nothing
-        stored). The caller limits the body to ``max_body``."""
+        stored), ``WebhookStopped`` once the trigger stopped (the daemon is stopping or the
+        job was reloaded). The caller limits the body to ``max_body``."""
+        if not self._running:
+            raise WebhookStopped(f"the webhook trigger of job {self.context.job.name!r} is stopped")
         verified = verify(headers, body, self._secret, now=self.context.clock.now())
         params = self._params(body)
         path = await asyncio.to_thread(self.bodies.write, body)

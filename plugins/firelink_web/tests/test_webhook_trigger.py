@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -30,10 +30,17 @@ from firelink_web.signatures import (
     sign_github,
     verify,
 )
-from firelink_web.trigger import BODY_ENV, WebhookTrigger
+from firelink_web.trigger import BODY_ENV, WebhookStopped, WebhookTrigger, set_served
 
-from firelink_core.plugin_api import RunState
-from firelink_core.testing import EngineHarness, async_wait_for, run_engine, wait_for
+from firelink_core.plugin_api import RunState, Trigger
+from firelink_core.testing import (
+    EngineHarness,
+    TriggerContract,
+    TriggerUnderTest,
+    async_wait_for,
+    run_engine,
+    wait_for,
+)
 
 SECRET = "s3cr3t-hook-key"
 
@@ -437,3 +444,24 @@ def test_kill_9_right_after_the_202_still_runs_the_job_after_restart(tmp_path: P
     )
     log = (tmp_path / "daemon.log").read_text()
     assert SECRET not in log and "Traceback" not in log
+
+
+# --------------------------------------------------------------------------- the contract
+
+
+class TestWebhookTriggerContract(TriggerContract):
+    """What every trigger owes the engine; the contract's state directory is served (as the
+    daemon's HTTP server does), and a fire is a signed request handed to the trigger."""
+
+    @pytest.fixture
+    def trigger_under_test(self, tmp_path: Path) -> Iterator[TriggerUnderTest]:
+        async def fire(trigger: Trigger) -> None:
+            assert isinstance(trigger, WebhookTrigger)
+            with contextlib.suppress(WebhookStopped):
+                await trigger.receive(b'{"a": 1}', _signed(b'{"a": 1}'))
+
+        set_served(tmp_path, True)
+        try:
+            yield TriggerUnderTest(WebhookTrigger, {"secret": SECRET}, fire, quiet_period=0.3)
+        finally:
+            set_served(tmp_path, False)
