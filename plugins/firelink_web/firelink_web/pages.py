@@ -82,6 +82,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/jobs/{job}", job_page)
     app.router.add_get("/jobs/{job}/row", job_row)
     app.router.add_get("/jobs/{job}/runs", job_runs)
+    app.router.add_get("/jobs/{job}/head", job_head)
     app.router.add_post("/jobs/{job}/trigger", trigger_job)
     app.router.add_post("/jobs/{job}/pause", pause_job)
     app.router.add_post("/jobs/{job}/resume", resume_job)
@@ -427,21 +428,40 @@ def _next_fires(request: web.Request, name: str, count: int = 5) -> list[dict[st
     ]
 
 
+def _head_values(request: web.Request, name: str) -> dict[str, Any]:
+    """A job page's header: its status, upstream and downstream jobs (``ControlError``)."""
+    spec = _spec(request, name)
+    downstream = [
+        j.name
+        for j in _ctx(request).config.jobs
+        if j.depends_on is not None and name in j.depends_on.jobs
+    ]
+    return {
+        "spec": spec,
+        "job": _status_view(_one_status(request, name)),
+        "upstream": list(spec.depends_on.jobs) if spec.depends_on else [],
+        "downstream": downstream,
+    }
+
+
+async def job_head(request: web.Request) -> web.Response:
+    """A job page's header, state and Pause/Resume (swapped in live as its runs move)."""
+    try:
+        values = _head_values(request, request.match_info["job"])
+    except ControlError as exc:
+        return _error_page(request, exc)
+    return _fragment(request, "_job_head.html", **values)
+
+
 async def job_page(request: web.Request, *, status: int = 200, flash: Any = None) -> web.Response:
     """A job: its schedule and next fires, its runs, Trigger (a form from ``params:``),
     Pause/Resume."""
     name = request.match_info["job"]
     try:
-        spec = _spec(request, name)
-        job = _status_view(_one_status(request, name))
+        values = _head_values(request, name)
         runs = await _ask(request, "runs", job=name, limit=JOB_RUNS)
     except ControlError as exc:
         return _error_page(request, exc)
-    config = _ctx(request).config
-    downstream = [
-        j.name for j in config.jobs if j.depends_on is not None and name in j.depends_on.jobs
-    ]
-    values: dict[str, Any] = {}
     if flash is not None:
         values["flash"] = flash
     return _render(
@@ -449,10 +469,7 @@ async def job_page(request: web.Request, *, status: int = 200, flash: Any = None
         "job.html",
         status=status,
         section="jobs",
-        job=job,
-        params=_params_view(spec),
-        upstream=list(spec.depends_on.jobs) if spec.depends_on else [],
-        downstream=downstream,
+        params=_params_view(values["spec"]),
         next_fires=_next_fires(request, name),
         runs=[_run_view(r) for r in runs.get("runs", [])],
         **values,

@@ -191,7 +191,9 @@ def test_trigger_with_params_shows_the_log_growing(page: Any, web: Any) -> None:
     page.wait_for_function("document.getElementById('log').textContent.includes('hello browser 1')")
     first = log.inner_text()
     assert "hello browser 10" not in first
-    page.wait_for_function("document.getElementById('log').textContent.includes('hello browser 10')")
+    page.wait_for_function(
+        "document.getElementById('log').textContent.includes('hello browser 10')"
+    )
     assert page.evaluate("window.__noReload") is True
     page.locator("h1 [data-run-state]").filter(has_text="success").wait_for()
     # The facts follow too: the finished run offers Retry (no Cancel), still without a reload.
@@ -249,6 +251,9 @@ def test_failed_chain_graph_and_retry_from_failed(page: Any, web: Any) -> None:
     # The graph is open while the chain fails: transform turns red without a reload.
     page.goto(web.url + "/graph")
     page.evaluate("window.__noReload = true")
+    job_tab = page.context.new_page()
+    job_tab.goto(web.url + "/jobs/transform")
+    job_tab.evaluate("window.__noReload = true")
     other = page.context.new_page()
     other.goto(web.url + "/jobs/extract")
     other.click('#trigger-form button[type="submit"]')
@@ -257,6 +262,10 @@ def test_failed_chain_graph_and_retry_from_failed(page: Any, web: Any) -> None:
     page.locator('g[data-graph-job="load"].s-upstream_failed').wait_for()
     assert page.evaluate("window.__noReload") is True
     shot(page, "graph-failed")
+    # transform's own page shows it failing, and its failed run, without a reload.
+    job_tab.locator("#job-head .state.s-failing").wait_for()
+    job_tab.locator("table.runs .state.s-failed").wait_for()
+    assert job_tab.evaluate("window.__noReload") is True
     # A fresh graph page draws the failure too.
     page.goto(web.url + "/graph")
     assert page.locator('g[data-graph-job="transform"].s-failed').count() == 1

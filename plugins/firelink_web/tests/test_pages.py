@@ -58,7 +58,9 @@ def test_unknown_job_and_run_pages_are_404_with_suggestions(
     assert 'href="/jobs/hello"' in html and "Traceback" not in html
     assert "no run" in _page(web, "/runs/0123456789abcdef", 404).lower()
     assert 'href="/jobs/hello"' in _page(web, "/graph?job=helo", 404)
-    assert web.api("GET", "/jobs/hello/row").status == 200
+    for fragment in ("row", "head", "runs"):
+        assert web.api("GET", f"/jobs/hello/{fragment}").status == 200
+        assert web.api("GET", f"/jobs/helo/{fragment}").status == 404
 
 
 def test_pages_never_show_secrets(web_daemon: Callable[..., Any]) -> None:
