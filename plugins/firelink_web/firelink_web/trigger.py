@@ -137,7 +137,7 @@ class WebhookTrigger(Trigger):
 
     async def start(self) -> None:
         self._running = True
-        _started.setdefault(self._key, self)
+        _started[self._key] = self  # a reloaded job's new trigger replaces the old one
         if self._key[0] in _served:
             self.context.set_health("ok")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import os
 import signal
@@ -32,6 +33,7 @@ from firelink_web.signatures import (
 )
 from firelink_web.trigger import BODY_ENV, WebhookStopped, WebhookTrigger, set_served
 
+from firelink_core.config import parse_config
 from firelink_core.plugin_api import RunState, Trigger
 from firelink_core.testing import (
     EngineHarness,
@@ -465,3 +467,24 @@ class TestWebhookTriggerContract(TriggerContract):
             yield TriggerUnderTest(WebhookTrigger, {"secret": SECRET}, fire, quiet_period=0.3)
         finally:
             set_served(tmp_path, False)
+
+
+def test_a_reload_with_a_new_secret_takes_effect_at_once(tmp_path: Path) -> None:
+    async def main() -> None:
+        async with serving(tmp_path) as (h, url, out):
+            text = _config(out).replace(SECRET, "rotated-secret")
+            config, _ = parse_config(
+                text,
+                str(tmp_path / "firelink.yaml"),
+                plugins=h.engine.plugins,
+                state_dir=tmp_path,
+                interpolate=True,
+            )
+            result = await h.engine.reload(dataclasses.replace(config, state_dir=tmp_path))
+            assert result.changed == ["deploy"]
+            old = await _post(f"{url}/hooks/deploy", b"{}", _signed(b"{}"))
+            new = await _post(f"{url}/hooks/deploy", b"{}", _signed(b"{}", secret="rotated-secret"))
+            assert old[0] == 401 and new[0] == 202, (old, new)
+            assert len(await h.wait_runs("deploy", 1)) == 1
+
+    asyncio.run(main())
