@@ -103,6 +103,12 @@
       if (state && runId) onRunEvent({ run_id: runId, state: state, job: pre.getAttribute("data-job") });
       if (msg.done) { source.close(); pre.setAttribute("data-done", "1"); }
     }
+    var opened = false;
+    source.onopen = function () {
+      // A reconnection replays the log from its start: start the text again with it.
+      if (opened) pre.textContent = "";
+      opened = true;
+    };
     source.onmessage = function (e) { handle(parse(e.data)); };
     ["log", "attempt", "state", "done"].forEach(function (name) {
       source.addEventListener(name, function (e) {
