@@ -238,6 +238,14 @@ def test_bad_signature_replay_and_oversize_store_nothing(tmp_path: Path) -> None
             big = b"x" * 1025
             status, answer = await _post(hook, big, _signed(big))
             assert status == 413 and "max_body" in answer["error"]
+
+            async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it comes
+                for _ in range(8):
+                    yield b"y" * 512
+
+            chunked = b"y" * 4096
+            status, answer = await _post(hook, chunks(), _signed(chunked))  # type: ignore[arg-type]
+            assert status == 413, answer
             await _nothing_stored(h)
             assert not list((h.config.state_dir / "webhooks").rglob("*.body"))
 
