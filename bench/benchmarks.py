@@ -911,6 +911,16 @@ def _http_get(port: int, path: str, timeout: float = 30.0) -> tuple[float, float
     return ttfb, total, status, body
 
 
+def _http_post(port: int, path: str, body: bytes) -> int:
+    """One ``POST`` without credentials on a fresh connection; the answer's status."""
+    request = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: {len(body)}\r\n"
+               "Connection: close\r\n\r\n").encode() + body
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(request)
+        head = sock.recv(65536)
+    return int(head.split(b" ", 2)[1]) if head.startswith(b"HTTP/") else 0
+
+
 def _sse_visit(port: int, seconds: float = 1.0) -> None:
     """Follow ``/api/v1/events`` (server-sent events) for ``seconds``, then hang up."""
     request = (f"GET /api/v1/events HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {WEB_TOKEN}\r\n"
@@ -938,18 +948,23 @@ def bench_idle_http(s: Settings) -> Result:
     jobs = s.n(1000, 1000)
     window = s.n(60, 5)
     reps = s.repetitions(3, 2)
-    result = Result("idle-http", f"{jobs} far cron jobs, HTTP server on, {window}s window: 0 wake-ups, < 10 ms CPU")
+    result = Result("idle-http", f"{jobs} far cron jobs and a webhook job, HTTP server on, {window}s window: 0 wake-ups, < 10 ms CPU")
     month = far_month()
     now = dt.datetime.now(dt.timezone.utc)
     if now.month == month and now.day == 1:
         raise BenchError("today is the far schedules' day: refusing the idle window")
     port = free_port()
     cpu_s, wake_s = [], []
-    with daemon("idle-http", _web_config(jobs, month, port), extra_env={"FIRELINK_HTTP_TOKEN": WEB_TOKEN}) as d:
+    config = _web_config(jobs, month, port)
+    # A webhook job too: its trigger waits for requests without any timer of its own.
+    config["jobs"].append({"name": "hook", "trigger": "webhook", "secret": "bench-secret", "command": ["true"]})
+    with daemon("idle-http", config, extra_env={"FIRELINK_HTTP_TOKEN": WEB_TOKEN}) as d:
         wait_until(lambda: _web_ready(d, port), 60, "the HTTP server to answer")
         # Clients came and went (their connections closed): what they left must not tick either.
         _http_get(port, "/api/v1/jobs?limit=5")
         _sse_visit(port)
+        if _http_post(port, "/hooks/hook", b"{}") != 401:  # unsigned: refused, nothing stored
+            raise BenchError("an unsigned webhook request was not refused with 401")
         time.sleep(2.0)  # let start-up work and the closed connection's clean-up finish
         for _ in range(reps):
             before = _proc.sample(d.pid)
@@ -964,7 +979,8 @@ def bench_idle_http(s: Settings) -> Result:
     result.reference = "idle without the server: 0 wake-ups (see idle)"
     result.met = wake == 0 and cpu < 0.010
     result.notes.append("same method as idle: voluntary context switches and schedstat CPU of every thread;"
-                        " one API request and a 1 s follow of /api/v1/events are made, their connections closed,"
+                        " one API request, a 1 s follow of /api/v1/events and an unsigned webhook request (401) are"
+                        " made, their connections closed,"
                         " before the window")
     return result
 
