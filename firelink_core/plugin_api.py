@@ -79,6 +79,19 @@ from .records import (
 )
 
 __all__ = [
+    "ControlError",
+    "EngineError",
+    "ParamError",
+    "Service",
+    "ServiceError",
+    "ServiceHost",
+    "Target",
+    "locate_options",
+    "lock_holder",
+    "next_fires",
+    "schedule_triggers",
+    "suggest",
+    "to_jsonable",
     "expand_env",
     "DEDUPE_SECONDS",
     "DURATION_PATTERN",
@@ -147,14 +160,42 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from ._control import ControlError, suggest, to_jsonable
+    from ._daemon import lock_holder
     from .builtin.subprocess import SubprocessExecutor
+    from .cli._target import Target, locate_options
+    from .engine.errors import EngineError
+    from .engine.preview import next_fires, schedule_triggers
+    from .params import ParamError
+    from .services import Service, ServiceError, ServiceHost
+
+_LAZY = {
+    # The subprocess executor (reused by executors that run commands on other hosts, such as
+    # firelink-celery's workers) imports this module, so it is loaded on first use here.
+    "SubprocessExecutor": ".builtin.subprocess",
+    # For services run inside the daemon (firelink-web): the control socket's requests and
+    # errors, parameters, schedule previews, and the CLI's state-directory options for a
+    # plugin's own commands. Loaded on first use: `firelink validate` never imports them.
+    "ControlError": "._control",
+    "suggest": "._control",
+    "to_jsonable": "._control",
+    "lock_holder": "._daemon",
+    "Target": ".cli._target",
+    "locate_options": ".cli._target",
+    "EngineError": ".engine.errors",
+    "next_fires": ".engine.preview",
+    "schedule_triggers": ".engine.preview",
+    "ParamError": ".params",
+    "Service": ".services",
+    "ServiceError": ".services",
+    "ServiceHost": ".services",
+}
 
 
 def __getattr__(name: str) -> Any:
-    # The subprocess executor (reused by executors that run commands on other hosts, such as
-    # firelink-celery's workers) imports this module, so it is loaded on first use here.
-    if name == "SubprocessExecutor":
-        from .builtin.subprocess import SubprocessExecutor
+    home = _LAZY.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
 
-        return SubprocessExecutor
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(home, __package__), name)

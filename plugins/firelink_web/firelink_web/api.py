@@ -19,9 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
-from firelink_core import __version__
-from firelink_core._control import ControlError, suggest, to_jsonable
-from firelink_core.logs import attempt_log_path
+from firelink_core.plugin_api import FIRELINK_VERSION as __version__
+from firelink_core.plugin_api import ControlError, attempt_log_path, suggest, to_jsonable
 
 from .context import CONTEXT, WebContext, public_run
 from .openapi import openapi_document

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import click
 
-from firelink_core._daemon import lock_holder
-from firelink_core.cli._target import Target, locate_options
+from firelink_core.plugin_api import Target, locate_options, lock_holder
 
 from .auth import TOKEN_ENV, TOKEN_FILE, load_token, login_code
 from .server import URL_FILE

@@ -19,9 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from firelink_core._control import ControlError, to_jsonable
-from firelink_core.plugin_api import RunEvent, hookimpl
-from firelink_core.services import ServiceHost
+from firelink_core.plugin_api import ControlError, RunEvent, ServiceHost, hookimpl, to_jsonable
 
 __all__ = ["CONTEXT", "ControlError", "WebContext", "public_run"]
 
@@ -83,8 +81,7 @@ class WebContext:
 
     def next_fires(self, job: str, count: int = 5) -> list[dict[str, Any]]:
         """The job's next ``count`` schedule fires (empty for a job without a schedule)."""
-        from firelink_core.engine.errors import EngineError
-        from firelink_core.engine.preview import next_fires, schedule_triggers
+        from firelink_core.plugin_api import EngineError, next_fires, schedule_triggers
 
         spec = self.config.job(job)
         try:

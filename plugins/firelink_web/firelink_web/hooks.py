@@ -15,8 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from firelink_core.params import ParamError
-from firelink_core.plugin_api import StorageError
+from firelink_core.plugin_api import ParamError, StorageError
 
 from .context import CONTEXT
 from .signatures import SignatureError

@@ -21,7 +21,7 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
-from firelink_core._control import ControlError, suggest
+from firelink_core.plugin_api import ControlError, suggest
 
 from . import auth
 from .context import CONTEXT, WebContext

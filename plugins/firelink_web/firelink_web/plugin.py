@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from firelink_core.plugin_api import Trigger, hookimpl
-from firelink_core.services import Service
+from firelink_core.plugin_api import Service, Trigger, hookimpl
 
 from .server import WebService
 from .trigger import WebhookTrigger

@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 from aiohttp import web
 
-from firelink_core.services import Service, ServiceError, ServiceHost
+from firelink_core.plugin_api import Service, ServiceError, ServiceHost
 
 from . import api, hooks, pages
 from .auth import AUTH_KEY, TOKEN_ENV, Auth, is_loopback, load_token

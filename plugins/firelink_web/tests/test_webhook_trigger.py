@@ -33,7 +33,7 @@ from firelink_web.signatures import (
 )
 from firelink_web.trigger import BODY_ENV, WebhookStopped, WebhookTrigger, set_served
 
-from firelink_core.config import parse_config
+from firelink_core import parse_config
 from firelink_core.plugin_api import RunState, Trigger
 from firelink_core.testing import (
     EngineHarness,
