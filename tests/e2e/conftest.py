@@ -21,6 +21,10 @@ FIRELINK = str(Path(sys.executable).with_name("firelink"))
 """The installed console script of the test virtualenv."""
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class FirelinkProcess:
     """One daemon under test, its config, its state directory and the client command."""
 
@@ -90,9 +94,14 @@ class FirelinkProcess:
         )
 
     def cli_popen(self, *args: str) -> subprocess.Popen[str]:
+        """A client command left running (``logs -f``, ``trigger --wait``): the test ends it with
+        SIGINT, as Ctrl-C would. SIGINT is reset to its default in the child because a suite run
+        in the background (``cmd &`` without job control, ``nohup``) inherits it ignored, and an
+        ignored SIGINT stays ignored across exec: the command would never see the Ctrl-C."""
         return subprocess.Popen(
             [FIRELINK, *args, "--state-dir", str(self.state_dir)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env, cwd=self.root,
+            preexec_fn=_default_sigint,  # noqa: PLW1509 - a single-threaded test client
         )
 
     def status(self) -> dict[str, Any] | None:
