@@ -45,7 +45,7 @@ def pause_cmd(
     config_path: Path | None,
     as_json: bool,
 ) -> None:
-    """Pause JOB... until `firelink resume`: its schedule fires are skipped (each skip
+    """Pause each JOB named until `firelink resume`: its schedule fires are skipped (each skip
     recorded, see `firelink explain`), events from its other triggers (watch, manual,
     plugins) wait and run after the resume. `firelink trigger` of a paused job is refused
     unless --force. The pause is stored: it survives a restart and a reload.
